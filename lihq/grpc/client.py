@@ -1,0 +1,51 @@
+"""Calling a stage over gRPC: one channel per address, the `application` metadata per app.
+
+Serve's gRPC proxy routes by the `application` metadata; a plain gRPC server (a swapped model
+outside Ray) ignores it. Errors come back as typed `lihq.errors` (see `error_from_rpc`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from lihq.grpc.errors import error_from_rpc
+
+
+@dataclass(frozen=True)
+class StageEndpoint:
+    address: str  # host:port of Serve's gRPC proxy or of any server implementing the proto
+    application: str  # Serve application name (= services/<folder>)
+
+
+class StageClient:
+    def __init__(self, endpoint: StageEndpoint, stub_cls: type, timeout_s: float = 600.0) -> None:
+        self.endpoint = endpoint
+        self.channel = grpc.insecure_channel(
+            endpoint.address,
+            options=[("grpc.max_receive_message_length", 16 << 20)],
+        )
+        self.stub = stub_cls(self.channel)
+        self.timeout_s = timeout_s
+
+    def call(self, method: str, request: Any, timeout_s: float | None = None) -> Any:
+        fn = getattr(self.stub, method)
+        try:
+            return fn(
+                request,
+                metadata=(("application", self.endpoint.application),),
+                timeout=timeout_s or self.timeout_s,
+            )
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> StageClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
