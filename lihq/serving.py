@@ -26,6 +26,7 @@ class ServeOptions:
     http_port: int | None = None
     ray: RayConfig = RayConfig()
     ready_timeout_s: float = 300.0
+    log_to_driver: bool = True  # False: replica logs stay in Ray's log files (quiet CLI renders)
 
 
 def load_serve_config(path: Path, grpc_port: int | None = None, http_port: int | None = None) -> Any:
@@ -64,16 +65,16 @@ def _has_cuda() -> bool:
         return False
 
 
-def init_ray(rc: RayConfig) -> None:
+def init_ray(rc: RayConfig, log_to_driver: bool = True) -> None:
     import ray
 
     rc.apply_auth_env()
     if ray.is_initialized():
         return
     if rc.address:
-        ray.init(address=rc.address, namespace="lihq")
+        ray.init(address=rc.address, namespace="lihq", log_to_driver=log_to_driver)
         return
-    kwargs: dict[str, Any] = {"namespace": "lihq", "include_dashboard": False}
+    kwargs: dict[str, Any] = {"namespace": "lihq", "include_dashboard": False, "log_to_driver": log_to_driver}
     if not _has_cuda() and rc.logical_gpus > 0:
         kwargs["num_gpus"] = rc.logical_gpus
     if rc.num_cpus:
@@ -87,7 +88,7 @@ def deploy(opts: ServeOptions) -> list[str]:
     from ray.serve.config import HTTPOptions, gRPCOptions
 
     cfg = load_serve_config(opts.config_path, opts.grpc_port, opts.http_port)
-    init_ray(opts.ray)
+    init_ray(opts.ray, opts.log_to_driver)
     http = HTTPOptions(**cfg.http_options.model_dump()) if cfg.http_options else None
     grpc = gRPCOptions(**cfg.grpc_options.model_dump())
     client = serve_api.serve_start(http_options=http, grpc_options=grpc, proxy_location=cfg.proxy_location)

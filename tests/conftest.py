@@ -9,18 +9,14 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from s3server import S3Server  # noqa: E402  (tests/ is not a package)
-
 from lihq.storage import FileStore, ObjectStore, S3Store  # noqa: E402
+from tests.s3server import S3Server  # noqa: E402  (the repo root is on sys.path: pytest pythonpath)
 
 StoreFactory = Callable[..., ObjectStore]
 

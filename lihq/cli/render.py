@@ -81,7 +81,9 @@ def render(
     )
     store = open_store(StoreConfig.from_env())
     face_rgb = media.load_image(face)
-    opts = serving.ServeOptions(config_path or DEFAULT_SERVE_CONFIG, grpc_port, None, RayConfig.from_env())
+    opts = serving.ServeOptions(
+        config_path or DEFAULT_SERVE_CONFIG, grpc_port, None, RayConfig.from_env(), log_to_driver=False
+    )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as prog:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +30,8 @@ class MediaInfo:
     swapped, i.e. the shape `decode_video` returns. `rotation` is the counter-clockwise turn (0, 90,
     180, 270) the display matrix / rotate tag asks for; decoding applies it. `fps` is 0 and
     `n_frames` 1 for still images; `n_frames` is round(duration*fps) when the container stores none.
+    `duration` is the container's (the longest stream); `video_duration` the video stream's own when
+    the container states it (it can be shorter, e.g. a clip whose audio runs on), else `duration`.
     """
 
     path: str
@@ -47,6 +50,7 @@ class MediaInfo:
     audio_channels: int = 0
     rotation: int = 0
     is_image: bool = False
+    video_duration: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of all fields."""
@@ -61,29 +65,28 @@ def _ratio(text: str | None) -> float:
     return float(f)
 
 
-def _float(value: Any) -> float:
+def _num(value: Any) -> float:
+    """ffprobe's numbers come as strings; anything unparseable is 0."""
     try:
-        f = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return 0.0
-    return f if f == f and f > 0 else 0.0  # NaN / negative -> unknown
+
+
+def _positive(value: Any) -> float:
+    """A duration-like number, 0 when unknown, NaN, infinite or negative."""
+    f = _num(value)
+    return f if math.isfinite(f) and f > 0 else 0.0
 
 
 def _rotation(stream: dict[str, Any]) -> int:
     for side in stream.get("side_data_list") or []:
         if "rotation" in side:
-            return int(round(_float_any(side["rotation"]))) % 360
+            return int(round(_num(side["rotation"]))) % 360
     tag = (stream.get("tags") or {}).get("rotate")
     if tag is not None:  # older ffprobe: clockwise degrees in a tag
-        return (-int(round(_float_any(tag)))) % 360
+        return (-int(round(_num(tag)))) % 360
     return 0
-
-
-def _float_any(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _run_ffprobe(p: Path) -> dict[str, Any]:
@@ -113,7 +116,7 @@ def _pick(streams: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
 
 def _video_fields(v: dict[str, Any], fmt_name: str, duration: float) -> dict[str, Any]:
     rotation = _rotation(v)
-    w, h = int(v.get("width") or 0), int(v.get("height") or 0)
+    w, h = int(_num(v.get("width"))), int(_num(v.get("height")))
     if rotation in (90, 270):
         w, h = h, w
     nb_text = str(v.get("nb_frames", ""))
@@ -124,7 +127,7 @@ def _video_fields(v: dict[str, Any], fmt_name: str, duration: float) -> dict[str
     if is_image:
         nb = 1
     elif nb <= 0:
-        nb = int(round(duration * fps))
+        nb = int(round((_positive(v.get("duration")) or duration) * fps))
     return {
         "width": w,
         "height": h,
@@ -143,17 +146,18 @@ def _build_info(p: Path, data: dict[str, Any]) -> MediaInfo:
     v, a = _pick(streams, "video"), _pick(streams, "audio")
     if fmt_name in _TEXT_FORMATS or (v is not None and v.get("codec_name") in _TEXT_CODECS):
         raise InvalidInput(f"ffprobe cannot read {p}: it is text, not audio, video or an image")
-    stream_durs = [_float(s.get("duration")) for s in (v, a) if s is not None]
-    duration = _float(fmt.get("duration")) or max(stream_durs, default=0.0)
+    stream_durs = [_positive(s.get("duration")) for s in (v, a) if s is not None]
+    duration = _positive(fmt.get("duration")) or max(stream_durs, default=0.0)
     fields: dict[str, Any] = {}
     if v is not None:
         fields |= _video_fields(v, fmt_name, duration)
+        fields["video_duration"] = _positive(v.get("duration")) or duration
         if fields["is_image"]:
-            duration = 0.0
+            duration = fields["video_duration"] = 0.0
     if a is not None:
         fields["audio_codec"] = a.get("codec_name")
-        fields["audio_rate"] = int(a.get("sample_rate") or 0)
-        fields["audio_channels"] = int(a.get("channels") or 0)
+        fields["audio_rate"] = int(_num(a.get("sample_rate")))
+        fields["audio_channels"] = int(_num(a.get("channels")))
     return MediaInfo(
         path=str(p),
         format_name=fmt_name,

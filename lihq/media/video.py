@@ -68,14 +68,15 @@ def _plan(
 ) -> _Plan:
     w, h = (int(size[0]), int(size[1])) if size is not None else (info.width, info.height)
     n = None if duration is None else frame_count(duration, fps)
-    if duration is not None and start + duration > info.duration + 0.5 / fps + _SLACK_S:
+    length, end = info.video_duration or info.duration, start + (duration or 0.0)
+    if duration is not None and end > length + 0.5 / fps + _SLACK_S:
         raise InvalidInput(
-            f"{info.path}: the video lasts {info.duration:.3f} s, but the range asked is "
-            f"[{start:.3f}, {start + duration:.3f}) s ({n} frames at {fps:g} fps)"  # type: ignore[operator]
+            f"{info.path}: the video lasts {length:.3f} s, but the range asked is "
+            f"[{start:.3f}, {end:.3f}) s ({n} frames at {fps:g} fps)"
         )
-    if n is None and start >= info.duration:
+    if n is None and start >= length:
         raise InvalidInput(
-            f"{info.path}: the video lasts {info.duration:.3f} s; start {start:.3f} s is past its end"
+            f"{info.path}: the video lasts {length:.3f} s; start {start:.3f} s is past its end"
         )
     return _Plan(Path(info.path), start, fps, w, h, n, info.width * info.height, info.fps)
 
@@ -108,7 +109,7 @@ def _stream(plan: _Plan, limit: int | None, chunk: int) -> Iterator[np.ndarray]:
             whole = nbytes // plan.frame_bytes
             if whole:
                 got += whole
-                last = buf[whole - 1]
+                last = buf[whole - 1].copy()  # the consumer may modify the chunk
                 yield buf[:whole]
             if whole < k:
                 break

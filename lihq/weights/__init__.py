@@ -1,0 +1,41 @@
+"""The weights registry: every checkpoint LIHQ needs (official URLs, sha256, license, destination),
+downloading (`fetch`), checking (`verify`), deterministic synthetic checkpoints in the official file
+layouts (`synthesize`), and the strict loaders the model services use."""
+
+from lihq.weights.fetch import fetch, list_entries, verify
+from lihq.weights.loaders import (
+    check_against_manifest,
+    load_fomm_checkpoint,
+    load_state_dict,
+    load_wav2lip_checkpoint,
+)
+from lihq.weights.registry import (
+    ENTRIES,
+    WeightFile,
+    WeightsEntry,
+    entry_names,
+    get_entry,
+    local_path,
+    require,
+)
+from lihq.weights.synth import is_synthetic, synthesize, weights_id
+
+__all__ = [
+    "ENTRIES",
+    "WeightFile",
+    "WeightsEntry",
+    "check_against_manifest",
+    "entry_names",
+    "fetch",
+    "get_entry",
+    "is_synthetic",
+    "list_entries",
+    "load_fomm_checkpoint",
+    "load_state_dict",
+    "load_wav2lip_checkpoint",
+    "local_path",
+    "require",
+    "synthesize",
+    "verify",
+    "weights_id",
+]

@@ -43,7 +43,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
     files = {k: d / v for k, v in {
         "video": "av.mp4", "wav": "sine.wav", "png": "still.png", "solid": "solid.mp4",
-        "rot": "rot.mp4", "silent": "silent.mp4",
+        "rot": "rot.mp4", "silent": "silent.mp4", "longaudio": "longaudio.mp4",
     }.items()}  # fmt: skip
     ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2", "-f", "lavfi",
        "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
@@ -58,6 +58,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ff("-i", str(d / "lr.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(files["rot"]))
     ff("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264",
        "-pix_fmt", "yuv420p", str(files["silent"]))  # fmt: skip
+    ff("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-f", "lavfi", "-i",
+       "sine=duration=2", "-c:v", "libx264", "-c:a", "aac", str(files["longaudio"]))  # fmt: skip
     return files
 
 
@@ -181,7 +183,7 @@ def test_decode_video_range_fps_and_size(ramp: Path) -> None:
 
 def test_decode_video_samples_the_frame_on_screen(ramp: Path) -> None:
     """Frame i is the source frame shown at start + i/fps (sample and hold), also off the frame grid."""
-    tail = decode_video(ramp, start=1.51, duration=0.49)  # source frame 37 spans [1.48, 1.52)
+    tail = decode_video(ramp, start=1.51, duration=0.5)  # frame 37 spans [1.48, 1.52); N = 13
     assert [frame_index(f) for f in tail] == list(range(37, 50))
     slow = decode_video(ramp, fps=10)
     assert [frame_index(f) for f in slow] == [int(i * 2.5) for i in range(20)]
@@ -196,6 +198,14 @@ def test_decode_video_out_of_range(ramp: Path) -> None:
         decode_video(ramp, start=3.0)
     with pytest.raises(InvalidInput, match="fps must be > 0"):
         decode_video(ramp, fps=0)
+
+
+def test_decode_video_range_uses_the_video_track(media: dict[str, Path]) -> None:
+    info = probe(media["longaudio"])  # 1 s of video, 2 s of audio
+    assert abs(info.duration - 2.0) < 0.05 and abs(info.video_duration - 1.0) < 1e-3
+    assert decode_video(media["longaudio"], start=0.5, duration=0.5).shape[0] == 13
+    with pytest.raises(InvalidInput, match="the video lasts 1.000 s"):
+        decode_video(media["longaudio"], start=0.5, duration=1.0)
 
 
 def test_decode_video_rotation_and_chunks(media: dict[str, Path], ramp: Path) -> None:

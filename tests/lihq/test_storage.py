@@ -18,7 +18,6 @@ import pytest
 import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, ServerError
-from s3server import S3Server, free_port
 
 from lihq.config import S3Config, StoreConfig
 from lihq.errors import (
@@ -32,6 +31,7 @@ from lihq.errors import (
 from lihq.storage import FileStore, ObjectStore, S3Store, content_key, open_store, validate_key
 from lihq.storage.base import CHUNK, sha256_bytes
 from lihq.storage.s3 import classify, part_size_for
+from tests.s3server import S3Server, free_port
 
 MIB = 1024 * 1024
 BAD_KEYS = ["", "../x", "/abs", "a/../b", "a//b", "a\\b", "a/", "./x", "a/./b", "..", "x y", "a\nb"]

@@ -1,0 +1,79 @@
+"""The `lihq` CLI: help, one-line errors (no tracebacks), serve-config validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lihq.cli.main import DEFAULT_SERVE_CONFIG, cli
+from lihq.errors import InvalidInput
+from lihq.serving import load_serve_config
+
+
+def run(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_help_lists_commands():
+    r = run("--help")
+    assert r.exit_code == 0
+    for cmd in ("render", "serve", "weights"):
+        assert cmd in r.output
+
+
+def test_serve_missing_config_is_one_line_error(tmp_path):
+    r = run("serve", "--config", str(tmp_path / "nope.yaml"))
+    assert r.exit_code == 2
+    assert "does not exist" in r.output and "Traceback" not in r.output
+
+
+def test_render_missing_face_is_one_line_error(tmp_path):
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"")
+    r = run(
+        "render",
+        "--face",
+        str(tmp_path / "none.png"),
+        "--audio",
+        str(audio),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        env={"LIHQ_HOME": str(tmp_path / "home")},
+    )
+    assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
+
+
+def test_render_rejects_odd_size(tmp_path):
+    r = run("render", "--face", "f.png", "--audio", "a.wav", "-o", "o.mp4", "--size", "255")
+    assert r.exit_code == 2 and "even" in r.output
+
+
+def test_local_serve_config_is_valid_and_has_media_app():
+    cfg = load_serve_config(DEFAULT_SERVE_CONFIG, grpc_port=9123)
+    assert cfg.grpc_options.port == 9123
+    apps = {a.name: a for a in cfg.applications}
+    assert apps["media"].import_path == "services.media.deployment:build_app"
+    assert (
+        "lihq.v1.media_pb2_grpc.add_MediaServiceServicer_to_server"
+        in cfg.grpc_options.grpc_servicer_functions
+    )
+
+
+def test_serve_config_rejects_duplicate_route_prefixes(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "applications:\n"
+        "  - {name: a, route_prefix: /x, import_path: services.media.deployment:build_app}\n"
+        "  - {name: b, route_prefix: /x, import_path: services.media.deployment:build_app}\n"
+    )
+    with pytest.raises(InvalidInput, match="unique"):
+        load_serve_config(bad)
+
+
+def test_media_app_rejects_unknown_args():
+    from services.media.deployment import MediaAppArgs
+
+    with pytest.raises(ValueError, match="unknown args"):
+        MediaAppArgs.parse({"bucket": "x", "colour": "red"})
