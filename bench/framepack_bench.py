@@ -7,11 +7,12 @@ Content. Frames between stages are talking-head video: a face that moves a littl
 over a mostly static background, with the fine texture that GFPGAN / FOMM output carries. We use
 `skimage.data.astronaut()` (a real portrait photo) when scikit-image is importable; otherwise a
 synthetic face-like image (smooth shaded background and skin, eyes, mouth, hair with fine band-limited
-texture). Each frame applies a small sub-pixel head motion (translation + rotation, bilinear, so every
-pixel changes slightly, as in FOMM output), a mouth opening that follows a "speech" curve, and, in the
-`grain` variant, fresh Gaussian noise (sigma 1.5 levels: sensor grain / GAN texture that differs in
-every frame). `clean` has no per-frame noise: an optimistic bound. 256^2 frames are the 1024^2 ones
-downscaled (INTER_AREA), as stage outputs at 256^2 are.
+texture). Each frame applies a smooth head motion (whole-frame warp: translation up to +-10 px and
+rotation up to +-1.5 deg at 1024^2, about 1-3 px per frame; bilinear, so every pixel changes a little,
+as in FOMM output), a mouth opening that follows a "speech" curve, and, in the `grain` variant, fresh
+Gaussian noise (sigma 1.5 levels: sensor grain / GAN texture that differs in every frame, a
+pessimistic bound). `clean` has no per-frame noise: an optimistic bound. Real stage output lies
+between. 256^2 frames are the 1024^2 ones downscaled (INTER_AREA), as stage outputs at 256^2 are.
 """
 
 from __future__ import annotations

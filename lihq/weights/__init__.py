@@ -1,8 +1,11 @@
 """The weights registry: every checkpoint LIHQ needs (official URLs, sha256, license, destination),
 downloading (`fetch`), checking (`verify`), deterministic synthetic checkpoints in the official file
-layouts (`synthesize`), and the strict loaders the model services use."""
+layouts (`synthesize`), and the strict loaders the model services use.
 
-from lihq.weights.fetch import fetch, list_entries, verify
+`lihq.weights.fetch.fetch` downloads; it is not re-exported here, where it would shadow its module.
+"""
+
+from lihq.weights.fetch import list_entries, verify
 from lihq.weights.loaders import (
     check_against_manifest,
     load_fomm_checkpoint,
@@ -26,7 +29,6 @@ __all__ = [
     "WeightsEntry",
     "check_against_manifest",
     "entry_names",
-    "fetch",
     "get_entry",
     "is_synthetic",
     "list_entries",

@@ -157,6 +157,9 @@ class MediaServicer(HealthMixin):
             for r, samples in audio.items():
                 wav = self.runner.write_wav(Path(tmp) / f"audio_{r}.wav", samples, r)
                 tracks.append(self._track(r, self.store.put_file(keys[r], wav), len(samples)))
+        stage_logger(STAGE, render_id=req.ctx.render_id).info(
+            "extracted audio at %s Hz from %s", list(rates), req.source.key
+        )
         return media_pb2.ExtractAudioResponse(
             tracks=tracks, duration_s=tracks[0].samples / rates[0], metrics=self._metrics(t0)
         )
@@ -196,6 +199,13 @@ class MediaServicer(HealthMixin):
                 path, _ = refs.fetch(self.store, req.video, Path(tmp) / "video", "video")
                 for cut in self.runner.cut_video(path, req.offset_s, req.duration_s, fps, size, seg):
                     self.store.put_bytes(keys[cut.index], cut.data, "application/x-lihq-framepack")
+        stage_logger(STAGE, render_id=req.ctx.render_id).info(
+            "cut %s: %d frames in %d segments (%s)",
+            req.video.key,
+            total,
+            len(bounds),
+            "cached" if hit else "new",
+        )
         segments = [
             common_pb2.SegmentPack(
                 segment=common_pb2.Segment(index=i, start=s, end=e),
@@ -237,6 +247,9 @@ class MediaServicer(HealthMixin):
             out = Path(tmp) / "output.mp4"
             info = self.runner.encode(self._frames(req.packs), fps, out, audio_path, crf, preset)
             stored = self.store.put_file(out_key, out, "video/mp4")
+        stage_logger(STAGE, render_id=req.ctx.render_id).info(
+            "encoded %d packs -> %s (%.3f s)", len(req.packs), out_key, info.duration
+        )
         return media_pb2.EncodeResponse(
             video=refs.to_ref(self.store, stored),
             info=info_to_proto(info),
