@@ -88,6 +88,9 @@ def _register_optional() -> None:
     from lihq.cli.render import render
 
     cli.add_command(render)
+    from lihq.cli.verify import verify
+
+    cli.add_command(verify)
 
 
 _register_optional()

@@ -6,48 +6,25 @@ fast and covers the edges (cache keys, validation, health + reflection of the pl
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lihq.framepack import pack_frames, unpack_frames
-from lihq.grpc.server import serve_plain
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.media.servicer import MediaServicer, wav_sample_count
 from tests.mediafiles import espeak_wav, lavfi_video
+from tests.plaingrpc import plain_server
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    """(stub, channel, store) for a MediaServicer hosted on a grpc.aio server in a background loop.
-
-    One server (and one event loop) per module: grpc.aio binds to the first loop that uses it.
-    """
+    """(stub, channel, store) for a MediaServicer on a plain grpc.aio server over a FileStore."""
     store = FileStore(tmp_path_factory.mktemp("plain") / "store", "lihq")
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder = {}
-
-    async def main():
-        svc = MediaServicer(store)
-        names = [media_pb2.DESCRIPTOR.services_by_name["MediaService"]]
-        holder["server"], holder["port"] = await serve_plain(svc, names)
-        started.set()
-        await holder["server"].wait_for_termination()
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    t.start()
-    assert started.wait(30)
-    ch = grpc.insecure_channel(f"127.0.0.1:{holder['port']}")
-    yield media_pb2_grpc.MediaServiceStub(ch), ch, store
-    ch.close()
-    asyncio.run_coroutine_threadsafe(holder["server"].stop(None), loop).result(10)
-    t.join(10)
+    with plain_server(MediaServicer(store), [media_pb2.DESCRIPTOR.services_by_name["MediaService"]]) as ch:
+        yield media_pb2_grpc.MediaServiceStub(ch), ch, store
 
 
 def test_plain_server_health(plain):

@@ -1,0 +1,1 @@
+"""MODNet portrait matting and background compositing (the `modnet` stage, MattingService)."""

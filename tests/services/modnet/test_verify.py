@@ -1,0 +1,87 @@
+"""`services.modnet.verify` on the public vectors (CI conformance) and on other sets of the same schema.
+
+The extra sets are written here with our own network (seed 7, other sizes, two pipeline cases): they
+check that the verifier is driven by the set's files (not tuned to the public one) and that it catches
+wrong weights; conformance to upstream itself is the public set's job.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lihq.cli.verify import run_verify
+from lihq.config import shared_reference_dir
+from lihq.weights import synthesize
+from services.modnet import verify
+from services.modnet.runner import ModnetConfig, ModnetRunner, network_size
+
+PUBLIC = shared_reference_dir() / "modnet" / "vectors"
+
+
+def test_public_vectors_pass(tmp_path):
+    rows = verify.run(PUBLIC, 1, tmp_path)
+    outputs = {r.output.split(" ")[0] for r in rows}
+    for name in ("net_matte.npy", "net_pred_semantic_train_mode.npy", "pipeline_matte_uint8.npy"):
+        assert name in outputs
+    assert len(rows) >= 10
+    assert [r for r in rows if not r.ok] == []
+
+
+def _save(d: Path, index: dict, name: str, arr: np.ndarray) -> None:
+    np.save(d / name, arr)
+    index[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+
+
+def _make_set(d: Path, seed: int) -> Path:
+    """A vector set in the public schema computed with our runner: net case 64x96, two pipeline cases."""
+    d.mkdir()
+    ckpt = synthesize("modnet", seed, d / "w")[0]
+    runner = ModnetRunner.from_checkpoint(ckpt, ModnetConfig(device="cpu"))
+    rng = np.random.default_rng(seed)
+    index: dict = {"_meta": {}}
+    x = torch.from_numpy(rng.uniform(-1, 1, (1, 3, 64, 96)).astype(np.float32))
+    _save(d, index, "net_input.npy", x.numpy())
+    _save(d, index, "net_matte.npy", runner.forward(x)[2].numpy())
+    _save(d, index, "net_pred_semantic_train_mode.npy", runner.forward(x, inference=False)[0].numpy())
+    for prefix, (h, w) in (("pipeline", (40, 56)), ("pipeline_b", (72, 40))):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        _save(d, index, f"{prefix}_image_rgb_uint8.npy", img)
+        _save(d, index, f"{prefix}_matte.npy", runner.matte(img[None])[:, None])
+        _save(d, index, f"{prefix}_matte_uint8.npy", runner.matte_uint8(img[None])[0])
+        rh, rw = network_size(h, w)
+        index["_meta"][prefix] = {"im_h": h, "im_w": w, "im_rh": rh, "im_rw": rw}
+    (d / "vectors.json").write_text(json.dumps(index))
+    return d
+
+
+@pytest.fixture(scope="module")
+def other_set(tmp_path_factory):
+    return _make_set(tmp_path_factory.mktemp("sets") / "seed7", 7)
+
+
+def test_other_set_is_driven_by_its_own_files(other_set, tmp_path):
+    rows = verify.run(other_set, 7, tmp_path)
+    assert {r.case for r in rows} >= {"net", "pipeline", "pipeline_b", "weights"}
+    assert [r for r in rows if not r.ok] == []
+
+
+def test_wrong_seed_is_caught(other_set, tmp_path):
+    rows = verify.run(other_set, 1, tmp_path)
+    assert any(not r.ok and r.output == "net_matte.npy" for r in rows)
+
+
+def test_unknown_files_are_misses_not_skipped(other_set, tmp_path):
+    index = json.loads((other_set / "vectors.json").read_text())
+    index["mystery_output.npy"] = {"shape": [1]}
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for f in other_set.glob("*.npy"):
+        (odd / f.name).symlink_to(f)
+    (odd / "vectors.json").write_text(json.dumps(index))
+    rows = run_verify("modnet", odd, 7)
+    assert [r.output for r in rows if not r.ok] == ["mystery_output.npy"]

@@ -1,0 +1,28 @@
+"""Typed app args of the `qvi` Serve app (the deployment itself runs in the integration suite)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.qvi.deployment import QVIAppArgs, QVIDeployment, build_app
+
+
+def test_args_are_typed_and_unknown_keys_refused():
+    args = QVIAppArgs.parse({"precision": "bf16", "batch_size": 8, "num_gpus": 0.5})
+    assert (args.precision, args.batch_size, args.num_gpus, args.device) == ("bf16", 8, 0.5, "auto")
+    with pytest.raises(ValueError, match="unknown args"):
+        QVIAppArgs.parse({"batchsize": 8})
+    with pytest.raises(ValueError, match="batch_size"):
+        QVIAppArgs.parse({"batch_size": 0})
+    from lihq.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="precision"):
+        QVIAppArgs.parse({"precision": "int8"})
+
+
+def test_build_app_takes_the_gpu_share_from_args():
+    app = build_app({"num_gpus": 0, "num_cpus": 0.5})
+    assert app is not None
+    opts = QVIDeployment.options(ray_actor_options={"num_gpus": 0}).ray_actor_options
+    assert opts["num_gpus"] == 0
+    assert QVIDeployment.ray_actor_options["num_gpus"] == 0.25  # the code default
