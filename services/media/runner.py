@@ -43,8 +43,8 @@ class CutSegment:
 
 
 def n_frames_for(duration_s: float, fps: float) -> int:
-    """Frames covering [0, duration) at fps: frame i shows time i/fps (LIHQ cuts at 25 fps)."""
-    return max(1, int(round(duration_s * fps)))
+    """Frames covering [0, duration) at fps: frame i shows time i/fps; N rounds half up (lihq.media)."""
+    return max(1, media.frame_count(duration_s, fps))
 
 
 def segment_bounds(total: int, size: int) -> list[tuple[int, int]]:

@@ -1,0 +1,254 @@
+"""The LIHQ recipe (ARCHITECTURE.md §1) as a graph of (stage, segment) tasks plus per-render globals.
+
+Pure code: no gRPC, no store. `build_plan(spec, audio_duration_s)` returns every task with its
+dependencies and parameters; the scheduler runs a task as soon as its dependencies are done, so
+segment k of Wav2Lip starts when FOMM has segments k-1..k+1 (box-smoothing context), not when the
+whole FOMM pass is done.
+
+Task ids: globals are `<name>` ("speech", "face", "fomm1.prepare", ...), segment tasks `<stage>/<k>`.
+Stages (the `stage` field) name the service capability that runs the task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lihq.media import frame_count
+from orchestrator.spec import FPS, RenderSpec, check
+
+# stage -> the Serve app (services/<folder>) whose capability runs it
+STAGE_APPS = {
+    "ingest": "media",
+    "audio": "media",
+    "cut": "media",
+    "encode": "media",
+    "procedural": "media",
+    "face": "media",
+    "tts": "tts",
+    "fomm": "fomm",
+    "wav2lip": "wav2lip",
+    "gfpgan": "gfpgan",
+    "qvi": "qvi",
+    "modnet": "modnet",
+    "composite": "modnet",
+    "paste": "media",
+}
+W2L_CONTEXT = (2, 2)  # frames of box-smoothing context before / after a segment (ARCHITECTURE.md §3)
+QVI_CONTEXT = (1, 2)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    stage: str
+    segment: int | None
+    deps: tuple[str, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def app(self) -> str:
+        return STAGE_APPS[self.stage]
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: RenderSpec
+    duration_s: float
+    n_frames: int  # at 25 fps, before interpolation
+    segments: tuple[tuple[int, int], ...]
+    tasks: Mapping[str, Task]
+    final: str  # id prefix of the last per-segment stage feeding the encode
+
+    @property
+    def fps_out(self) -> float:
+        return self.spec.fps_out
+
+    def by_stage(self) -> dict[str, list[Task]]:
+        out: dict[str, list[Task]] = {}
+        for t in self.tasks.values():
+            out.setdefault(t.id.split("/")[0], []).append(t)
+        return out
+
+    def topological(self) -> Iterator[Task]:
+        done: set[str] = set()
+        pending = dict(self.tasks)
+        while pending:
+            ready = [t for t in pending.values() if all(d in done for d in t.deps)]
+            if not ready:
+                raise ValueError(f"cycle among {sorted(pending)}")
+            for t in sorted(ready, key=lambda t: t.id):
+                done.add(t.id)
+                del pending[t.id]
+                yield t
+
+
+def n_frames_for(duration_s: float) -> int:
+    """Frames at 25 fps: the media stage's rule (round half up), so plan and cut always agree."""
+    return max(1, frame_count(duration_s, FPS))
+
+
+def _neighbours(prefix: str, k: int, n: int, before: int, after: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}/{j}" for j in range(max(0, k - before), min(n, k + after + 1)))
+
+
+class _Builder:
+    def __init__(self, spec: RenderSpec, n_seg: int) -> None:
+        self.spec, self.n, self.tasks = spec, n_seg, {}
+
+    def add(
+        self, tid: str, stage: str, deps: tuple[str, ...] = (), seg: int | None = None, **params: Any
+    ) -> str:
+        self.tasks[tid] = Task(tid, stage, seg, tuple(deps), params)
+        return tid
+
+    def per_segment(self, name: str, stage: str, deps_of, **params: Any) -> str:
+        for k in range(self.n):
+            self.add(f"{name}/{k}", stage, deps_of(k), k, **params)
+        return name
+
+
+def _globals(b: _Builder, s: RenderSpec) -> None:
+    b.add("face", "face", key=s.face_key, size=256)
+    if s.text:
+        b.add("speech", "tts", text=s.text, voice=s.voice, backend=s.tts_backend, seed=s.seed)
+    else:
+        b.add("speech", "ingest", key=s.audio_key, kind="audio")
+    b.add("audio16k", "audio", ("speech",), rates=(16000,))
+    b.add("wav2lip.mel", "wav2lip", ("audio16k",), fps=FPS)
+    b.add("fomm1.prepare", "fomm", ("face", "driver/0"), checkpoint="vox")
+
+
+def _driver(b: _Builder, s: RenderSpec) -> None:
+    if s.reference_video_key:
+        b.add("reference", "ingest", key=s.reference_video_key, kind="video")
+        b.per_segment(
+            "driver", "cut", lambda k: ("reference", "speech"), offset_s=s.reference_offset_s, size=256
+        )
+    else:
+        b.per_segment("driver", "procedural", lambda k: ("face", "speech"), seed=s.seed, size=256)
+
+
+def _pass1(b: _Builder, s: RenderSpec) -> str:
+    n = b.n
+    b.per_segment(
+        "fomm1",
+        "fomm",
+        lambda k: ("fomm1.prepare", f"driver/{k}"),
+        mode="relative",
+        adapt_movement_scale=True,
+    )
+    b.per_segment(
+        "wav2lip.track",
+        "wav2lip",
+        lambda k: _neighbours("fomm1", k, n, 1, 1),
+        pads=s.pads,
+        context=W2L_CONTEXT,
+    )
+    b.per_segment(
+        "wav2lip",
+        "wav2lip",
+        lambda k: (f"fomm1/{k}", f"wav2lip.track/{k}", "wav2lip.mel"),
+        checkpoint=s.wav2lip_checkpoint,
+    )
+    final = s.passes == 1
+    b.per_segment(
+        "gfpgan1",
+        "gfpgan",
+        lambda k: (f"wav2lip/{k}",),
+        version=s.gfpgan_version,
+        upscale=s.upscale if final else 1,
+        output_size=0 if final else 256,
+        background_upsampler=s.background_upsampler and final,
+        seed=s.seed,
+    )
+    return "gfpgan1"
+
+
+def _pass2(b: _Builder, s: RenderSpec) -> str:
+    b.add("fomm2.prepare", "fomm", ("face", "gfpgan1/0"), checkpoint="vox")
+    b.per_segment(
+        "fomm2",
+        "fomm",
+        lambda k: ("fomm2.prepare", f"gfpgan1/{k}"),
+        mode="absolute",
+        adapt_movement_scale=False,
+    )
+    b.per_segment(
+        "gfpgan2",
+        "gfpgan",
+        lambda k: (f"fomm2/{k}",),
+        version=s.gfpgan_version,
+        upscale=s.upscale,
+        output_size=0,
+        background_upsampler=s.background_upsampler,
+        seed=s.seed,
+    )
+    return "gfpgan2"
+
+
+def _post(b: _Builder, s: RenderSpec, last: str) -> str:
+    n = b.n
+    if s.interpolate:
+        prev = last
+        b.per_segment(
+            "qvi",
+            "qvi",
+            lambda k: _neighbours(prev, k, n, *QVI_CONTEXT),
+            k=s.interpolate,
+            context=QVI_CONTEXT,
+        )
+        last = "qvi"
+    if s.background.kind != "none":
+        prev = last
+        b.per_segment("matte", "modnet", lambda k: (f"{prev}/{k}",))
+        bg = s.background
+        b.per_segment(
+            "composite",
+            "composite",
+            lambda k: (f"{prev}/{k}", f"matte/{k}"),
+            kind=bg.kind,
+            color=bg.color,
+            image_key=bg.image_key,
+            video_key=bg.video_key,
+            video_offset_s=bg.video_offset_s,
+            scale=bg.speaker_scale,
+            offset=(bg.offset_x, bg.offset_y),
+            rotation_deg=bg.rotation_deg,
+        )
+        last = "composite"
+    if s.paste_back:
+        prev = last
+        b.per_segment("paste", "paste", lambda k: (f"{prev}/{k}", "face"))
+        last = "paste"
+    return last
+
+
+def build_plan(spec: RenderSpec, audio_duration_s: float) -> Plan:
+    """The task graph for one render of `audio_duration_s` seconds (cut to draft_seconds if set)."""
+    check(spec)
+    duration = min(audio_duration_s, spec.draft_seconds) if spec.draft_seconds else audio_duration_s
+    if duration <= 0:
+        from lihq.errors import InvalidInput
+
+        raise InvalidInput("the speech is empty (0 s)")
+    n_frames = n_frames_for(duration)
+    seg = spec.segment_frames
+    segments = tuple((st, min(n_frames, st + seg)) for st in range(0, n_frames, seg))
+    b = _Builder(spec, len(segments))
+    _globals(b, spec)
+    _driver(b, spec)
+    last = _pass1(b, spec)
+    if spec.passes == 2:
+        last = _pass2(b, spec)
+    last = _post(b, spec, last)
+    final = last
+    b.add(
+        "encode",
+        "encode",
+        tuple(f"{final}/{k}" for k in range(len(segments))) + ("speech",),
+        fps=spec.fps_out,
+        duration_s=duration,
+    )
+    return Plan(spec, duration, n_frames, segments, dict(b.tasks), final)
