@@ -133,7 +133,9 @@ class Scheduler:
             try:
                 res = await asyncio.wait_for(self.executor.run(task, deps), self.limits.deadline(task.stage))
             except TimeoutError as exc:
-                raise DeadlineExceeded(f"{task.id}: no answer within {self.limits.deadline(task.stage):.0f} s") from exc
+                raise DeadlineExceeded(
+                    f"{task.id}: no answer within {self.limits.deadline(task.stage):.0f} s"
+                ) from exc
         if not res.wall_s:
             res = TaskResult(res.outputs, time.perf_counter() - t0, res.cache_hit, res.attempts)
         return res

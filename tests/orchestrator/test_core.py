@@ -1,0 +1,158 @@
+"""Orchestrator core over a FileStore with an in-process executor: creation checks, idempotency,
+persisted state, resume without recomputation, cancel, watch. (Real stages: the e2e tests.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from lihq.errors import InvalidInput
+from lihq.storage import FileStore
+from orchestrator.core import Orchestrator
+from orchestrator.scheduler import Limits, RetryPolicy, TaskResult
+from orchestrator.spec import RenderSpec
+from orchestrator.state import CANCELLED, FAILED, RUNNING, SUCCEEDED, RenderStore
+
+SPEC = RenderSpec(face_key="inputs/f.png", audio_key="inputs/a.wav", segment_frames=10)
+FAST = RetryPolicy(attempts=2, base_s=0.001)
+
+
+class FakeStages:
+    """Answers every task like the real stages would, with keys; can fail or stall on demand."""
+
+    def __init__(self, duration=1.0, ref_duration=10.0, fail_on=None, stall_on=None, no_face=False):
+        self.calls = Counter()
+        self.duration, self.ref_duration = duration, ref_duration
+        self.fail_on, self.stall_on, self.no_face = fail_on, stall_on, no_face
+
+    async def run(self, task, deps):
+        self.calls[task.id] += 1
+        await asyncio.sleep(0.001)
+        if self.stall_on and task.id == self.stall_on:
+            await asyncio.sleep(3600)
+        if self.fail_on and task.id == self.fail_on:
+            raise InvalidInput(f"bad frames in {task.id}")
+        if task.id == "face" and self.no_face:
+            raise InvalidInput("no face found in the image")
+        out = {"key": f"cache/{task.id}"}
+        if task.id == "speech":
+            out["duration_s"] = self.duration
+        if task.id == "reference":
+            out["duration_s"] = self.ref_duration
+        if task.id == "encode":
+            out["video"] = "renders/x/output.mp4"
+        return TaskResult(out)
+
+
+def make(tmp_path, stages, **kw):
+    return Orchestrator(
+        FileStore(tmp_path / "store", "lihq"), stages, Limits(default_concurrency=2), FAST, **kw
+    )
+
+
+def test_render_runs_to_success_and_persists(tmp_path):
+    async def go():
+        orch = make(tmp_path, FakeStages())
+        [rec] = await orch.create([SPEC])
+        done = await orch.wait(rec.render_id)
+        return orch, done
+
+    orch, done = asyncio.run(go())
+    assert done.state == SUCCEEDED and done.output_key == "renders/x/output.mp4"
+    assert done.progress["fomm"][0] == done.progress["fomm"][1] > 0
+    assert RenderStore(orch.renders.store).load(done.render_id).state == SUCCEEDED  # in the store
+
+
+def test_bad_input_fails_at_creation_and_leaves_nothing(tmp_path):
+    async def go():
+        orch = make(tmp_path, FakeStages(no_face=True))
+        with pytest.raises(InvalidInput, match="no face"):
+            await orch.create([SPEC])
+        return orch
+
+    orch = asyncio.run(go())
+    assert orch.list() == []
+
+
+def test_reference_video_too_short_is_rejected_at_creation(tmp_path):
+    spec = RenderSpec(face_key="f", audio_key="a", reference_video_key="r", reference_offset_s=8.0)
+
+    async def go():
+        await make(tmp_path, FakeStages(duration=3.0, ref_duration=10.0)).create([spec])
+
+    with pytest.raises(InvalidInput, match="reference video lasts 10.00 s"):
+        asyncio.run(go())
+
+
+def test_idempotent_create_returns_the_same_renders(tmp_path):
+    async def go():
+        stages = FakeStages()
+        orch = make(tmp_path, stages)
+        a = await orch.create([SPEC, SPEC], idempotency_key="job-1")
+        b = await orch.create([SPEC, SPEC], idempotency_key="job-1")
+        for r in a:
+            await orch.wait(r.render_id)
+        return a, b, orch
+
+    a, b, orch = asyncio.run(go())
+    assert [r.render_id for r in a] == [r.render_id for r in b] and len(orch.list()) == 2
+
+
+def test_failure_names_the_stage(tmp_path):
+    async def go():
+        orch = make(tmp_path, FakeStages(fail_on="wav2lip/1"))
+        [rec] = await orch.create([SPEC])
+        return await orch.wait(rec.render_id)
+
+    rec = asyncio.run(go())
+    assert rec.state == FAILED and rec.error_stage == "wav2lip" and rec.error_code == "INVALID_ARGUMENT"
+    assert "wav2lip/1" in rec.error
+
+
+def test_restarted_orchestrator_resumes_without_recomputing(tmp_path):
+    stalled = FakeStages(stall_on="gfpgan2/2")
+
+    async def first():
+        orch = make(tmp_path, stalled)
+        [rec] = await orch.create([SPEC])
+        while "gfpgan2/1" not in orch.get(rec.render_id).results:
+            await asyncio.sleep(0.01)
+        return rec.render_id  # the loop ends here: the orchestrator "dies" mid-render
+
+    rid = asyncio.run(first())
+    saved = RenderStore(FileStore(tmp_path / "store", "lihq")).load(rid)
+    assert saved.state == RUNNING and "gfpgan2/1" in saved.results
+    fresh = FakeStages()
+
+    async def second():
+        orch = make(tmp_path, fresh)
+        assert await orch.resume_all() == [rid]
+        return await orch.wait(rid)
+
+    rec = asyncio.run(second())
+    assert rec.state == SUCCEEDED
+    assert not set(fresh.calls) & set(saved.results)  # finished tasks were not called again
+    assert all(n == 1 for n in fresh.calls.values())
+
+
+def test_cancel_and_watch(tmp_path):
+    async def go():
+        orch = make(tmp_path, FakeStages(stall_on="fomm1/1"))
+        [rec] = await orch.create([SPEC])
+        seen = []
+
+        async def watcher():
+            async for r in orch.watch(rec.render_id, timeout_s=0.5):
+                seen.append(r.state)
+
+        w = asyncio.create_task(watcher())
+        while "fomm1/0" not in orch.get(rec.render_id).results:
+            await asyncio.sleep(0.01)
+        done = await orch.cancel(rec.render_id)
+        await asyncio.wait_for(w, 5)
+        return done, seen
+
+    done, seen = asyncio.run(go())
+    assert done.state == CANCELLED and seen[-1] == CANCELLED and RUNNING in seen
