@@ -86,7 +86,9 @@ class Orchestrator:
         for tid in PRECHECK:
             if tid in plan.tasks:
                 task = plan.tasks[tid]
-                res = await self.executor.run(task, {d: TaskResult(rec.results[d]) for d in task.deps})
+                res = await self._executor_for(rec).run(
+                    task, {d: TaskResult(rec.results[d]) for d in task.deps}
+                )
                 rec.results[tid] = dict(res.outputs)
         speech = rec.results.get("speech", {})
         ref = rec.results.get("reference", {})
@@ -111,10 +113,15 @@ class Orchestrator:
             raise RuntimeError("speech result missing")
         return build_plan(rec.spec, float(speech["duration_s"]))
 
+    def _executor_for(self, rec: RenderRecord) -> Executor:
+        """Executors that need the render (its id for output keys, synthetic mode) expose for_render."""
+        bind = getattr(self.executor, "for_render", None)
+        return bind(rec) if bind is not None else self.executor
+
     async def _ensure_speech(self, rec: RenderRecord) -> None:
         if "speech" not in rec.results:
             plan = build_plan(rec.spec, 1.0)
-            res = await self.executor.run(plan.tasks["speech"], {})
+            res = await self._executor_for(rec).run(plan.tasks["speech"], {})
             rec.results["speech"] = dict(res.outputs)
             self.renders.save(rec)
 

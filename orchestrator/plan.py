@@ -94,8 +94,9 @@ def _neighbours(prefix: str, k: int, n: int, before: int, after: int) -> tuple[s
 
 
 class _Builder:
-    def __init__(self, spec: RenderSpec, n_seg: int) -> None:
-        self.spec, self.n, self.tasks = spec, n_seg, {}
+    def __init__(self, spec: RenderSpec, segments: tuple[tuple[int, int], ...], n_frames: int) -> None:
+        self.spec, self.segments, self.n, self.tasks = spec, segments, len(segments), {}
+        self.n_frames = n_frames
 
     def add(
         self, tid: str, stage: str, deps: tuple[str, ...] = (), seg: int | None = None, **params: Any
@@ -104,8 +105,10 @@ class _Builder:
         return tid
 
     def per_segment(self, name: str, stage: str, deps_of, **params: Any) -> str:
-        for k in range(self.n):
-            self.add(f"{name}/{k}", stage, deps_of(k), k, **params)
+        for k, (start, end) in enumerate(self.segments):
+            self.add(
+                f"{name}/{k}", stage, deps_of(k), k, start=start, end=end, n_frames=self.n_frames, **params
+            )
         return name
 
 
@@ -236,7 +239,7 @@ def build_plan(spec: RenderSpec, audio_duration_s: float) -> Plan:
     n_frames = n_frames_for(duration)
     seg = spec.segment_frames
     segments = tuple((st, min(n_frames, st + seg)) for st in range(0, n_frames, seg))
-    b = _Builder(spec, len(segments))
+    b = _Builder(spec, segments, n_frames)
     _globals(b, spec)
     _driver(b, spec)
     last = _pass1(b, spec)

@@ -48,17 +48,32 @@ def _unary_handler(servicer: Any, name: str, req_cls: type, resp_cls: type) -> g
     )
 
 
+def _stream_handler(servicer: Any, name: str, req_cls: type, resp_cls: type) -> grpc.RpcMethodHandler:
+    """Server streaming: the servicer's method is an async generator taking (request, grpc_context)."""
+    method = getattr(servicer, name)
+
+    async def call(request: Any, context: grpc.aio.ServicerContext):
+        async for item in method(request, grpc_context=context):
+            yield item
+        code = context.code()
+        if code not in (None, grpc.StatusCode.OK):
+            await context.abort(code, context.details() or code.name)
+
+    return grpc.unary_stream_rpc_method_handler(
+        call, request_deserializer=req_cls.FromString, response_serializer=resp_cls.SerializeToString
+    )
+
+
 def generic_handler(servicer: Any, service: ServiceDescriptor) -> grpc.GenericRpcHandler:
-    """Route every unary method of `service` to the same-named method of `servicer`."""
+    """Route every unary and server-streaming method of `service` to the same-named servicer method."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for m in service.methods:
-        if m.client_streaming or m.server_streaming:
-            continue  # streaming methods are registered by their own servers (RenderService)
-        if not hasattr(servicer, m.name):
+        if m.client_streaming or not hasattr(servicer, m.name):
             continue
         req = message_factory.GetMessageClass(m.input_type)
         resp = message_factory.GetMessageClass(m.output_type)
-        handlers[m.name] = _unary_handler(servicer, m.name, req, resp)
+        make = _stream_handler if m.server_streaming else _unary_handler
+        handlers[m.name] = make(servicer, m.name, req, resp)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 

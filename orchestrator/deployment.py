@@ -1,0 +1,84 @@
+"""RenderService as a Ray Serve app ("orchestrator"), calling the stage apps over gRPC.
+
+Stage addresses come from app args (`stages: {app: {address, application}}`), defaulting to the Serve
+gRPC proxy this app runs behind, so a model can be swapped by editing one stage's entry. Run it with
+ONE replica: running renders live in the replica that started them (state is in the store; a second
+replica would also resume them — see the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from lihq import log as lihq_log
+from lihq.config import StoreConfig
+from lihq.grpc.client import StageEndpoint
+from lihq.storage import open_store
+from orchestrator.core import Orchestrator
+from orchestrator.executor import GrpcExecutor
+from orchestrator.scheduler import Limits
+from orchestrator.servicer import RenderServicer
+
+STAGE_APPS = ("media", "tts", "fomm", "wav2lip", "gfpgan", "qvi", "modnet")
+
+
+@dataclass(frozen=True)
+class OrchestratorArgs:
+    proxy_address: str = "127.0.0.1:9000"
+    stages: dict[str, dict[str, str]] = field(default_factory=dict)
+    concurrency: dict[str, int] = field(default_factory=dict)
+    synthetic: bool = False
+
+    @classmethod
+    def parse(cls, args: dict[str, Any] | None) -> OrchestratorArgs:
+        args = dict(args or {})
+        unknown = sorted(set(args) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"orchestrator app: unknown args {unknown}")
+        return cls(**args)
+
+    def endpoints(self) -> dict[str, StageEndpoint]:
+        out = {}
+        for app in STAGE_APPS:
+            e = self.stages.get(app, {})
+            out[app] = StageEndpoint(e.get("address", self.proxy_address), e.get("application", app))
+        return out
+
+
+def make_orchestrator(args: OrchestratorArgs) -> Orchestrator:
+    from orchestrator import adapters_models  # noqa: F401  (registers the model-stage adapters)
+
+    executor = GrpcExecutor(args.endpoints())
+    return Orchestrator(
+        open_store(StoreConfig.from_env()),
+        executor,
+        Limits(concurrency=args.concurrency),
+        synthetic=args.synthetic,
+    )
+
+
+@serve.deployment(
+    name="RenderService", num_replicas=1, ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64
+)
+class RenderDeployment(RenderServicer):
+    def __init__(self, args: OrchestratorArgs) -> None:
+        lihq_log.configure()
+        super().__init__(make_orchestrator(args))
+        self._resumed = False
+
+    async def _resume_once(self) -> None:
+        if not self._resumed:
+            self._resumed = True
+            await self.orch.resume_all()
+
+    async def CreateRender(self, request, grpc_context=None):  # noqa: N802
+        await self._resume_once()
+        return await super().CreateRender(request, grpc_context)
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    return RenderDeployment.bind(OrchestratorArgs.parse(args))
