@@ -2,8 +2,9 @@
 
 Pure code: no gRPC, no store. `build_plan(spec, audio_duration_s)` returns every task with its
 dependencies and parameters; the scheduler runs a task as soon as its dependencies are done, so
-segment k of Wav2Lip starts when FOMM has segments k-1..k+1 (box-smoothing context), not when the
-whole FOMM pass is done.
+GFPGAN's segment k starts when Wav2Lip has segment k, not when the whole Wav2Lip pass is done. (The
+Wav2Lip face-box track is a per-render global over the whole pass-1 clip, so it waits for all of FOMM
+pass 1; everything downstream of it pipelines by segment.)
 
 Task ids: globals are `<name>` ("speech", "face", "fomm1.prepare", ...), segment tasks `<stage>/<k>`.
 Stages (the `stage` field) name the service capability that runs the task.
@@ -35,7 +36,6 @@ STAGE_APPS = {
     "composite": "modnet",
     "paste": "media",
 }
-W2L_CONTEXT = (2, 2)  # frames of box-smoothing context before / after a segment (ARCHITECTURE.md §3)
 QVI_CONTEXT = (1, 2)
 
 
@@ -142,17 +142,12 @@ def _pass1(b: _Builder, s: RenderSpec) -> str:
         mode="relative",
         adapt_movement_scale=True,
     )
-    b.per_segment(
-        "wav2lip.track",
-        "wav2lip",
-        lambda k: _neighbours("fomm1", k, n, 1, 1),
-        pads=s.pads,
-        context=W2L_CONTEXT,
-    )
+    # the smoothed face-box track is a per-render global over the whole pass-1 clip (ARCHITECTURE.md §3)
+    b.add("wav2lip.track", "wav2lip", tuple(f"fomm1/{k}" for k in range(n)) + ("face",), pads=s.pads)
     b.per_segment(
         "wav2lip",
         "wav2lip",
-        lambda k: (f"fomm1/{k}", f"wav2lip.track/{k}", "wav2lip.mel"),
+        lambda k: (f"fomm1/{k}", "wav2lip.track", "wav2lip.mel"),
         checkpoint=s.wav2lip_checkpoint,
     )
     final = s.passes == 1

@@ -43,9 +43,8 @@ def test_two_pass_graph_and_segment_dependencies():
     assert "qvi" not in stages(p) and "matte" not in stages(p)
     t = p.tasks
     assert t["fomm1/1"].params["mode"] == "relative" and t["fomm2/1"].params["mode"] == "absolute"
-    assert t["wav2lip/2"].deps == ("fomm1/2", "wav2lip.track/2", "wav2lip.mel")
-    assert t["wav2lip.track/0"].deps == ("fomm1/0", "fomm1/1")  # box smoothing needs the next segment
-    assert t["wav2lip.track/2"].deps == ("fomm1/1", "fomm1/2")
+    assert t["wav2lip/2"].deps == ("fomm1/2", "wav2lip.track", "wav2lip.mel")
+    assert t["wav2lip.track"].deps == ("fomm1/0", "fomm1/1", "fomm1/2", "face")  # a global over the clip
     assert t["gfpgan1/0"].params["output_size"] == 256  # pass 1 only feeds FOMM pass 2
     assert not t["gfpgan1/0"].params["background_upsampler"]
     assert t["gfpgan2/0"].params["upscale"] == 4

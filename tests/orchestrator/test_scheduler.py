@@ -56,10 +56,10 @@ def test_runs_everything_in_dependency_order_within_limits():
 
 def test_segments_pipeline_across_stages():
     plan = build_plan(SPEC, 2.0)
-    ex = Recorder(delay=lambda t: 0.2 if t.id == "fomm1/4" else 0.001)
+    ex = Recorder(delay=lambda t: 0.2 if t.id == "wav2lip/4" else 0.001)
     run(Scheduler(plan, ex, Limits(default_concurrency=4), FAST))
-    # wav2lip of segment 0 ran while FOMM was still busy with segment 4
-    assert ex.started.index("wav2lip/0") < ex.finished.index("fomm1/4")
+    # segment 0 went on through GFPGAN and FOMM pass 2 while Wav2Lip was still busy with segment 4
+    assert ex.started.index("fomm2/0") < ex.finished.index("wav2lip/4")
 
 
 def test_retryable_errors_are_retried_then_succeed():
