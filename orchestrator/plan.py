@@ -138,7 +138,7 @@ def _pass1(b: _Builder, s: RenderSpec) -> str:
     b.per_segment(
         "fomm1",
         "fomm",
-        lambda k: ("fomm1.prepare", f"driver/{k}"),
+        lambda k: ("face", "fomm1.prepare", f"driver/{k}"),
         mode="relative",
         adapt_movement_scale=True,
     )
@@ -169,7 +169,7 @@ def _pass2(b: _Builder, s: RenderSpec) -> str:
     b.per_segment(
         "fomm2",
         "fomm",
-        lambda k: ("fomm2.prepare", f"gfpgan1/{k}"),
+        lambda k: ("face", "fomm2.prepare", f"gfpgan1/{k}"),
         mode="absolute",
         adapt_movement_scale=False,
     )

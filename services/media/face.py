@@ -31,6 +31,12 @@ class CropTransform:
     photo_h: int
     face: tuple[int, int, int, int]  # detected box x, y, w, h
 
+    def face_in_crop(self, out: int) -> tuple[int, int, int, int]:
+        """The detected face box (x, y, w, h) in the pixels of an `out`×`out` crop."""
+        k = out / self.size
+        x, y, w, h = self.face
+        return (round((x - self.x0) * k), round((y - self.y0) * k), round(w * k), round(h * k))
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
 

@@ -57,7 +57,12 @@ class FaceMotionMixin:
             self.store.put_bytes(tf_key, tf.to_json(), "application/json")
         tf = face.CropTransform.from_json(self.store.get_bytes(tf_key))
         x, y, w, h = tf.face
+        cx, cy, cw, ch = tf.face_in_crop(size)
         return media_pb2.PrepareFaceResponse(
+            crop_face_x=cx,
+            crop_face_y=cy,
+            crop_face_width=cw,
+            crop_face_height=ch,
             crop=refs.to_ref(self.store, self.store.stat(crop_key)),
             transform=refs.to_ref(self.store, self.store.stat(tf_key)),
             face_x=x,
