@@ -88,7 +88,9 @@ def mel_basis(p: MelParams = HPARAMS) -> np.ndarray:
         raise InvalidInput(f"fmax {p.fmax} Hz is above the Nyquist frequency of {p.sample_rate} Hz")
     n_bins = p.n_fft // 2 + 1
     fft_hz = np.linspace(0.0, p.sample_rate / 2.0, n_bins)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array([p.fmin]))[0], _hz_to_mel(np.array([p.fmax]))[0], p.num_mels + 2))
+    edges = _mel_to_hz(
+        np.linspace(_hz_to_mel(np.array([p.fmin]))[0], _hz_to_mel(np.array([p.fmax]))[0], p.num_mels + 2)
+    )
     widths = np.diff(edges)
     offsets = edges[:, None] - fft_hz[None, :]
     weights = np.zeros((p.num_mels, n_bins), dtype=np.float32)

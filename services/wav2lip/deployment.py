@@ -24,6 +24,7 @@ from lihq.storage import open_store
 from services.wav2lip.runner import CHECKPOINTS, Wav2LipRunner, Wav2LipRunnerConfig
 from services.wav2lip.servicer import LipSyncServicer
 
+
 @dataclass(frozen=True)
 class Wav2LipAppArgs:
     """Typed app arguments (Serve config `args:`)."""

@@ -38,6 +38,9 @@ class Pads:
         return (self.top, self.bottom, self.left, self.right)
 
 
+DEFAULT_PADS = Pads()
+
+
 def pad_box(rect: tuple[int, int, int, int], pads: Pads, height: int, width: int) -> list[int]:
     """(x1, y1, x2, y2) detection -> padded (x1, y1, x2, y2) clipped to the frame (upstream order)."""
     x1, y1, x2, y2 = rect

@@ -51,6 +51,11 @@ class MelObject:
     starts: np.ndarray
     fps: float
     sample_rate: int = 16000
+    n_samples: int = 0  # of the wav the mel was computed from (0: unknown)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
 
     @property
     def n_chunks(self) -> int:
@@ -75,6 +80,7 @@ class MelObject:
                 "starts": np.asarray(self.starts, dtype=np.int64),
                 "fps": np.array(float(self.fps)),
                 "sample_rate": np.array(int(self.sample_rate)),
+                "n_samples": np.array(int(self.n_samples)),
             }
         )
 
@@ -84,7 +90,13 @@ class MelObject:
         mel, starts = a["mel"], a["starts"]
         if mel.ndim != 2 or starts.ndim != 1 or starts.size == 0 or starts.max() + 16 > mel.shape[1]:
             raise InvalidInput(f"{what}: inconsistent mel object (mel {mel.shape}, {starts.size} starts)")
-        return cls(mel=mel, starts=starts, fps=float(a["fps"]), sample_rate=int(a["sample_rate"]))
+        return cls(
+            mel=mel,
+            starts=starts,
+            fps=float(a["fps"]),
+            sample_rate=int(a["sample_rate"]),
+            n_samples=int(a["n_samples"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,16 @@ class Wav2LipRunnerConfig:
 
 
 def _check_frames(frames: np.ndarray) -> None:
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+    if (
+        not isinstance(frames, np.ndarray)
+        or frames.dtype != np.uint8
+        or frames.ndim != 4
+        or frames.shape[3] != 3
+    ):
         shape = getattr(frames, "shape", None)
-        raise InvalidInput(f"frames must be (N, H, W, 3) uint8 RGB, got {getattr(frames, 'dtype', '?')} {shape}")
+        raise InvalidInput(
+            f"frames must be (N, H, W, 3) uint8 RGB, got {getattr(frames, 'dtype', '?')} {shape}"
+        )
 
 
 class Wav2LipRunner:
@@ -137,7 +144,7 @@ class Wav2LipRunner:
             raise InvalidInput(f"fps={fps}: must be in (0, {self.cfg.max_fps}]")
         mel = audio.melspectrogram(wav)
         starts = audio.mel_chunk_starts(mel.shape[1], fps)
-        return MelObject(mel=mel.astype(np.float32), starts=starts, fps=float(fps))
+        return MelObject(mel=mel.astype(np.float32), starts=starts, fps=float(fps), n_samples=len(wav))
 
     # -- faces --------------------------------------------------------------------------------
     def detect(self, frames: np.ndarray) -> list[Rect | None]:
@@ -148,7 +155,7 @@ class Wav2LipRunner:
         net = self._net("s3fd")
         out: list[Rect | None] = []
         for s, e in batched(len(frames), self.cfg.detect_batch_size):
-            with _oom_guard("S3FD", e - s):
+            with _OomGuard("S3FD", e - s):
                 out += detect_batch(net, frames[s:e], self.device)
         return out
 
@@ -175,12 +182,14 @@ class Wav2LipRunner:
         net = self._net(checkpoint)
         out = np.empty_like(frames)
         for s, e in batched(len(frames), self.cfg.batch_size):
-            with _oom_guard("Wav2Lip", e - s):
+            with _OomGuard("Wav2Lip", e - s):
                 preds = self._forward(net, frames[s:e], boxes[s:e], mel.mel, starts[s:e], precision)
             out[s:e] = paste_faces(frames[s:e], preds, boxes[s:e])
         return out
 
-    def _check_inputs(self, frames: np.ndarray, fps: float, mel: MelObject, track: FaceTrack, ckpt: str) -> None:
+    def _check_inputs(
+        self, frames: np.ndarray, fps: float, mel: MelObject, track: FaceTrack, ckpt: str
+    ) -> None:
         if ckpt not in CHECKPOINTS:
             raise InvalidInput(f"checkpoint {ckpt!r}: expected one of {', '.join(CHECKPOINTS)}")
         if abs(fps - mel.fps) > 1e-6 * max(1.0, fps):
@@ -215,7 +224,7 @@ class Wav2LipRunner:
         return prediction_u8(pred[:n])
 
 
-class _oom_guard:
+class _OomGuard:
     """GPU out-of-memory -> ResourceExhausted (retryable) naming the batch that did not fit."""
 
     def __init__(self, what: str, n: int) -> None:

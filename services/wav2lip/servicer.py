@@ -100,7 +100,7 @@ class LipSyncServicer(HealthMixin):
             mel=self._ref(key),
             n_chunks=mel.n_chunks,
             mel_frames=n_cols,
-            duration_s=(n_cols - 1) * audio.HPARAMS.hop_size / audio.HPARAMS.sample_rate,
+            duration_s=mel.duration_s,
             metrics=self._metrics(t0, mel.n_chunks, hit, MEL_MODEL_ID),
         )
 
@@ -174,7 +174,9 @@ class LipSyncServicer(HealthMixin):
             if first is None:
                 first, expect = pack, pack.start
             if pack.start != expect:
-                raise InvalidInput(f"pack {i} starts at frame {pack.start}, expected {expect}: packs must be contiguous")
+                raise InvalidInput(
+                    f"pack {i} starts at frame {pack.start}, expected {expect}: packs must be contiguous"
+                )
             if (pack.height, pack.width) != (first.height, first.width) or abs(pack.fps - first.fps) > 1e-9:
                 raise InvalidInput(
                     f"pack {i} is {pack.width}x{pack.height}@{pack.fps}, the first is "
@@ -224,7 +226,12 @@ class LipSyncServicer(HealthMixin):
         )
 
     def _render(
-        self, req: lipsync_pb2.LipSyncRequest, seg: tuple[int, int] | None, ckpt: str, precision: str, key: str
+        self,
+        req: lipsync_pb2.LipSyncRequest,
+        seg: tuple[int, int] | None,
+        ckpt: str,
+        precision: str,
+        key: str,
     ) -> int:
         pack = unpack_frames(refs.fetch_bytes(self.store, req.frames, "frames")[0])
         start, end = seg or (pack.start, pack.end)

@@ -15,7 +15,7 @@ import numpy as np
 
 from lihq.errors import InvalidInput
 from services.wav2lip.detect import Rect
-from services.wav2lip.faces import SMOOTH_T, Pads, pad_box, smooth_boxes
+from services.wav2lip.faces import DEFAULT_PADS, SMOOTH_T, Pads, pad_box, smooth_boxes
 from services.wav2lip.objects import FaceTrack
 
 
@@ -55,7 +55,7 @@ def build_track(
     rects: Sequence[Rect | None],
     height: int,
     width: int,
-    pads: Pads = Pads(),
+    pads: Pads = DEFAULT_PADS,
     *,
     smooth: bool = True,
     carry_last_box: bool = False,
@@ -68,15 +68,15 @@ def build_track(
     ok = [_usable(r, pads, height, width) for r in rects]
     missing = [i for i, good in enumerate(ok) if not good]
     if missing and (not carry_last_box or len(missing) == n):
-        hint = (
-            "no frame of the clip has a usable face"
+        fix = (
+            "no frame of the clip has a usable face: use a clip that shows a face"
             if len(missing) == n
-            else "set carry_last_box to reuse the last detected box for them"
+            else "use a clip with a visible face in every frame, or set carry_last_box to reuse the "
+            "last detected box for these frames"
         )
         raise InvalidInput(
             f"no face found in frames {frame_ranges(missing, start)} of [{start}, {start + n}) "
-            f"(or the padded box lies outside the frame); use a clip with a visible face in every frame, "
-            f"or {hint}"
+            f"(no detection, or the padded box lies outside the frame); {fix}"
         )
     filled = _carry(rects, ok) if missing else [r for r in rects if r is not None]
     boxes = np.array([pad_box(r, pads, height, width) for r in filled], dtype=np.int64)

@@ -79,7 +79,9 @@ def _net_rows(vectors: Path, runner: Wav2LipRunner, mel: np.ndarray) -> tuple[li
     windows = face_windows(faces).numpy()
     chunk_starts = au["chunk_starts"][net_ref["chunk_ids"]]
     chunks_ref_mel = audio.mel_chunks(au["mel_f64"], chunk_starts)
-    chunks_our_mel = audio.mel_chunks(mel, audio.mel_chunk_starts(mel.shape[1], float(au["fps"]))[net_ref["chunk_ids"]])
+    chunks_our_mel = audio.mel_chunks(
+        mel, audio.mel_chunk_starts(mel.shape[1], float(au["fps"]))[net_ref["chunk_ids"]]
+    )
     net = runner._net("wav2lip")  # noqa: SLF001 - the runner's own loaded net, as production uses it
     with torch.inference_mode():
         out = net(
@@ -90,7 +92,12 @@ def _net_rows(vectors: Path, runner: Wav2LipRunner, mel: np.ndarray) -> tuple[li
         _exact("faces", "faces96_bgr_u8", faces[..., ::-1], faces_ref["faces96_bgr_u8"]),
         _exact("net", "face_windows", windows, net_ref["face_windows"]),
         _exact("net", "mel_chunks", chunks_ref_mel, net_ref["mel_chunks"]),
-        VerifyRow("net", "mel_chunks (from our mel)", _max_err(chunks_our_mel, net_ref["mel_chunks"]), TOL["mel_f64"]),
+        VerifyRow(
+            "net",
+            "mel_chunks (from our mel)",
+            _max_err(chunks_our_mel, net_ref["mel_chunks"]),
+            TOL["mel_f64"],
+        ),
         VerifyRow("net", "output", _max_err(out.float().cpu().numpy(), net_ref["output"]), TOL["output"]),
     ]
     return rows, out
@@ -109,7 +116,9 @@ def _paste_rows(vectors: Path, runner: Wav2LipRunner, out: torch.Tensor) -> list
         fps=float(au["fps"]),
     )
     boxes = faces_ref["boxes_y1y2x1x2"].astype(np.int64)
-    track = FaceTrack(boxes=boxes, detected=np.ones(n, bool), height=h, width=w, smoothed=False, source="given")
+    track = FaceTrack(
+        boxes=boxes, detected=np.ones(n, bool), height=h, width=w, smoothed=False, source="given"
+    )
     pasted = runner.lip_sync(frames_rgb, 0, mel.fps, mel, track, "wav2lip")[..., ::-1]
     return [
         *_u8_rows("paste", "pred_bgr_u8", pred, paste_ref["pred_bgr_u8"]),
@@ -125,7 +134,9 @@ def _case_rows(vectors: Path) -> list[VerifyRow]:
         rows.append(_exact("mel_index", f"fps {c['fps']} mel {c['mel_frames']}", ours, np.array(c["starts"])))
     for i, c in enumerate(cases["smoothing_cases"]):
         ours = smooth_boxes(np.array(c["raw_x1y1x2y2"], dtype=np.int64), int(c["T"]))
-        rows.append(_exact("smoothing", f"case {i} ({len(ours)} boxes, T={c['T']})", ours, np.array(c["smoothed"])))
+        rows.append(
+            _exact("smoothing", f"case {i} ({len(ours)} boxes, T={c['T']})", ours, np.array(c["smoothed"]))
+        )
     return rows
 
 

@@ -144,7 +144,9 @@ class Wav2Lip(nn.Module):
 
     def forward(self, mel: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         if mel.dim() != 4 or faces.dim() != 4:
-            raise ValueError(f"expected mel (B,1,80,16) and faces (B,6,96,96), got {mel.shape}, {faces.shape}")
+            raise ValueError(
+                f"expected mel (B,1,80,16) and faces (B,6,96,96), got {mel.shape}, {faces.shape}"
+            )
         skips = []
         x = faces
         for block in self.face_encoder_blocks:
