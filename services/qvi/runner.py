@@ -182,26 +182,22 @@ class QVIRunner:
 
     # -- internals ----------------------------------------------------------------------------
     def _run(self, frames: np.ndarray, plan: SegmentPlan, precision: str) -> np.ndarray:
-        n_local = frames.shape[0]
-        pairs = [
-            p
-            for p in range(plan.context_before, plan.context_before + plan.end - plan.start)
-            if p + 1 < n_local
-        ]
+        n_local, first, step = frames.shape[0], plan.context_before, plan.k + 1
+        own = range(first, first + plan.end - plan.start)  # the segment's frames, window-local
         out = np.empty((plan.out_count, *frames.shape[1:]), np.uint8)
-        step = plan.k + 1
-        for p in range(plan.context_before, plan.context_before + plan.end - plan.start):
-            out[(p - plan.context_before) * step] = frames[p]
+        for p in own:
+            out[(p - first) * step] = frames[p]  # originals pass through unchanged
+        pairs = [p for p in own if p + 1 < n_local]
         if not pairs:
             return out
         with torch.inference_mode(), autocast(self.device, precision):
-            x = self._to_tensor(frames)
+            x = self.to_model_input(frames)
             flows = self.neighbour_flows(x, needed_flows(pairs, n_local))
             for p, j, img in self._synthesize(x, flows, pairs, n_local, plan.k):
-                out[(p - plan.context_before) * step + j] = img
+                out[(p - first) * step + j] = img
         return out
 
-    def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
+    def to_model_input(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (N, H, W, 3) RGB -> (N, 3, H, W) float32 RGB in [0, 1] minus MEAN, on the device."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2)
         return x.float() / 255.0 - self._mean

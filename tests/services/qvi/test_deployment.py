@@ -22,7 +22,6 @@ def test_args_are_typed_and_unknown_keys_refused():
 
 def test_build_app_takes_the_gpu_share_from_args():
     app = build_app({"num_gpus": 0, "num_cpus": 0.5})
-    assert app is not None
-    opts = QVIDeployment.options(ray_actor_options={"num_gpus": 0}).ray_actor_options
-    assert opts["num_gpus"] == 0
+    assert app._bound_deployment.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0}
     assert QVIDeployment.ray_actor_options["num_gpus"] == 0.25  # the code default
+    assert build_app({})._bound_deployment.ray_actor_options == {"num_cpus": 1.0, "num_gpus": 0.25}

@@ -19,8 +19,7 @@ def segment_requests(n: int, bounds: list[tuple[int, int]], k: int) -> list[Segm
     "n, k, bounds",
     [
         (6, 2, [(0, 2), (2, 3), (3, 5), (5, 6)]),  # 1-frame segments in the middle and at the end
-        (5, 1, [(0, 3), (3, 5)]),
-        (5, 3, [(0, 4), (4, 5)]),  # the last segment holds only the clip's last frame
+        (4, 3, [(0, 1), (1, 4)]),  # the last segment holds the clip's last frame
     ],
 )
 def test_segments_concatenate_to_the_whole_clip(qvi_runner, n, k, bounds):

@@ -3,9 +3,6 @@ the gRPC contract (index rule, packs, cache), and the error codes. Ray Serve + S
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import grpc
 import numpy as np
 import pytest
@@ -13,11 +10,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lihq.errors import WeightsMissing
 from lihq.framepack import pack_frames, unpack_frames
-from lihq.grpc.server import serve_plain
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, interpolation_pb2, interpolation_pb2_grpc
 from services.qvi.runner import model_path
 from services.qvi.servicer import InterpolationServicer
+from tests.plaingrpc import plain_server
 from tests.services.qvi.conftest import moving_clip
 
 SERVICE = interpolation_pb2.DESCRIPTOR.services_by_name["InterpolationService"]
@@ -29,35 +26,15 @@ def _missing_weights():
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory, qvi_runner):
-    """(stub, stub without weights, channel, store): two servicers on grpc.aio servers, one loop."""
+    """(stub, stub of a servicer without weights, channel, store) on plain grpc.aio servers."""
     store = FileStore(tmp_path_factory.mktemp("qvi-plain") / "store", "lihq")
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder = {}
-
-    async def main():
-        holder["a"], holder["port"] = await serve_plain(InterpolationServicer(store, qvi_runner), [SERVICE])
-        broken = InterpolationServicer(store, loader=_missing_weights)
-        holder["b"], holder["port_b"] = await serve_plain(broken, [SERVICE])
-        started.set()
-        await holder["a"].wait_for_termination()
-        await holder["b"].stop(None)
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    t.start()
-    assert started.wait(30)
-    ch = grpc.insecure_channel(f"127.0.0.1:{holder['port']}")
-    ch_b = grpc.insecure_channel(f"127.0.0.1:{holder['port_b']}")
-    yield (
-        interpolation_pb2_grpc.InterpolationServiceStub(ch),
-        interpolation_pb2_grpc.InterpolationServiceStub(ch_b),
-        ch,
-        store,
-    )
-    ch.close()
-    ch_b.close()
-    asyncio.run_coroutine_threadsafe(holder["a"].stop(None), loop).result(10)
-    t.join(10)
+    broken = InterpolationServicer(store, loader=_missing_weights)
+    with (
+        plain_server(InterpolationServicer(store, qvi_runner), [SERVICE]) as ch,
+        plain_server(broken, [SERVICE]) as ch_b,
+    ):
+        stub = interpolation_pb2_grpc.InterpolationServiceStub
+        yield stub(ch), stub(ch_b), ch, store
 
 
 def _put(store, clip, start, name):
