@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
+APPS = ("media", "wav2lip", "qvi")  # the apps of serve_configs/local.yaml
 
 
 def free_port() -> int:
@@ -53,8 +54,22 @@ def wait_healthy(address: str, app: str, proc: subprocess.Popen, log: Path, time
     raise TimeoutError(f"{app} not healthy at {address} after {timeout} s:\n{log.read_text()[-4000:]}")
 
 
+SYNTHETIC = ("fomm", "wav2lip_gan", "s3fd", "qvi", "gfpgan-1.3", "gfpgan-1.4", "facexlib", "modnet")
+
+
 @pytest.fixture(scope="session")
-def serve_stack(s3_server, tmp_path_factory) -> Iterator[ServeProcess]:
+def synthetic_weights(tmp_path_factory) -> Path:
+    """Seed-1 synthetic checkpoints in the official layouts, for every model that has a manifest."""
+    from lihq.weights.synth import synthesize
+
+    wdir = tmp_path_factory.mktemp("weights")
+    for name in SYNTHETIC:
+        synthesize(name, 1, wdir)
+    return wdir
+
+
+@pytest.fixture(scope="session")
+def serve_stack(s3_server, synthetic_weights, tmp_path_factory) -> Iterator[ServeProcess]:
     grpc_port, http_port = free_port(), free_port()
     tmp = tmp_path_factory.mktemp("serve")
     env = dict(os.environ)
@@ -65,6 +80,7 @@ def serve_stack(s3_server, tmp_path_factory) -> Iterator[ServeProcess]:
         LIHQ_BUCKET="lihq-it",
         LIHQ_HOME=str(tmp / "home"),
         LIHQ_RAY_AUTH_MODE="disabled",
+        LIHQ_WEIGHTS_DIR=str(synthetic_weights),
         RAY_USAGE_STATS_ENABLED="0",
         PYTHONUNBUFFERED="1",
     )
@@ -85,7 +101,8 @@ def serve_stack(s3_server, tmp_path_factory) -> Iterator[ServeProcess]:
         )
     sp = ServeProcess(f"127.0.0.1:{grpc_port}", env, proc, log)
     try:
-        wait_healthy(sp.address, "media", proc, log, timeout=300)
+        for app in APPS:
+            wait_healthy(sp.address, app, proc, log, timeout=400)
         yield sp
     finally:
         if proc.poll() is None:

@@ -1,0 +1,100 @@
+"""Model apps behind Serve's gRPC proxy on the S3 server, with seed-1 synthetic weights."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from lihq.config import StoreConfig
+from lihq.framepack import pack_frames, unpack_frames
+from lihq.storage import open_store
+from lihq.v1 import common_pb2, interpolation_pb2, interpolation_pb2_grpc, lipsync_pb2, lipsync_pb2_grpc
+from tests.mediafiles import espeak_wav
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def store(serve_stack):
+    return open_store(StoreConfig.from_env(serve_stack.env))
+
+
+def md(app: str):
+    return (("application", app),)
+
+
+def frames(n: int, size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (1, size, size, 3), dtype=np.uint8)
+    return np.repeat(base, n, axis=0) + np.arange(n, dtype=np.uint8)[:, None, None, None]
+
+
+def test_wav2lip_app(serve_stack, store, tmp_path):
+    wav = espeak_wav(tmp_path / "s.wav", "Lips.")
+    from lihq import media
+
+    media.write_wav(tmp_path / "s16.wav", media.decode_audio(wav, 16000), 16000)
+    w = store.put_file("uploads/it/w2l.wav", tmp_path / "s16.wav")
+    pack = store.put_bytes("uploads/it/w2l.lfp", pack_frames(frames(6, 256), fps=25, start=0))
+    with serve_stack.channel() as ch:
+        stub = lipsync_pb2_grpc.LipSyncServiceStub(ch)
+        mel = stub.PrepareAudio(
+            lipsync_pb2.PrepareAudioRequest(wav_16k=common_pb2.ObjectRef(key=w.key)),
+            metadata=md("wav2lip"),
+            timeout=120,
+        )
+        box = lipsync_pb2.FaceBox(y1=60, y2=220, x1=60, x2=200)  # synthetic S3FD detects nothing: a fixed box
+        track = stub.TrackFaces(
+            lipsync_pb2.TrackFacesRequest(packs=[common_pb2.ObjectRef(key=pack.key)], box=box),
+            metadata=md("wav2lip"),
+            timeout=120,
+        )
+        out = stub.LipSync(
+            lipsync_pb2.LipSyncRequest(
+                frames=common_pb2.ObjectRef(key=pack.key),
+                mel=mel.mel,
+                track=track.track,
+                segment=common_pb2.Segment(start=0, end=6),
+            ),
+            metadata=md("wav2lip"),
+            timeout=300,
+        )
+        got = unpack_frames(store.get_bytes(out.pack.key)).frames
+        assert got.shape == (6, 256, 256, 3)
+        src = frames(6, 256)
+        assert not np.array_equal(got[:, 60:220, 60:200], src[:, 60:220, 60:200])  # the mouth box was redrawn
+        assert np.array_equal(got[:, :50], src[:, :50])  # outside the box untouched
+        with pytest.raises(grpc.RpcError) as ei:  # detection with synthetic S3FD: no face -> a clear error
+            stub.TrackFaces(
+                lipsync_pb2.TrackFacesRequest(packs=[common_pb2.ObjectRef(key=pack.key)]),
+                metadata=md("wav2lip"),
+                timeout=300,
+            )
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no face" in ei.value.details()
+
+
+def test_qvi_app(serve_stack, store):
+    pack = store.put_bytes("uploads/it/qvi.lfp", pack_frames(frames(4, 64), fps=25, start=0))
+    with serve_stack.channel() as ch:
+        stub = interpolation_pb2_grpc.InterpolationServiceStub(ch)
+        seg = common_pb2.Segment(start=0, end=4, context_before=0, context_after=0)
+        r = stub.Interpolate(
+            interpolation_pb2.InterpolateRequest(
+                frames=[common_pb2.ObjectRef(key=pack.key)], segment=seg, k=1
+            ),
+            metadata=md("qvi"),
+            timeout=300,
+        )
+        out = unpack_frames(store.get_bytes(r.pack.key))
+        assert out.count == 7 and out.fps == 50 and r.fps == 50  # (N-1)(k+1)+1
+        assert np.array_equal(out.frames[0], frames(4, 64)[0])  # originals kept at i(k+1)
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.Interpolate(
+                interpolation_pb2.InterpolateRequest(
+                    frames=[common_pb2.ObjectRef(key=pack.key)], segment=seg, k=9
+                ),
+                metadata=md("qvi"),
+                timeout=60,
+            )
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
