@@ -5,7 +5,7 @@
 registry (`lihq weights fetch fomm`), or from explicit files in `args.checkpoints`; store settings
 from the replica's environment (`LIHQ_*`), as the media app.
 
-Example `args:` ({} is valid: auto device, batch 16, fp32):
+Example `args:` ({} is valid: auto device, batch 25, fp32):
 
     device: cuda            # auto | cpu | cuda | cuda:N
     batch_size: 32
@@ -38,7 +38,7 @@ class FommAppArgs:
     """Typed app arguments (Serve config `args:`)."""
 
     device: str = "auto"
-    batch_size: int = 16
+    batch_size: int = 25  # divides the default 50-frame segments: no edge padding
     precision: str = "fp32"
     channels_last: bool = False
     align_corners: bool = False  # True: the torch-1.0 grid_sample the checkpoints were trained with

@@ -4,15 +4,21 @@ No store, no gRPC, no Ray (ARCHITECTURE.md §2). The servicer calls:
 
 - `prepare(source, driving, checkpoint, initial_index=..., start=...)` -> MotionGlobals: keypoints
   of the source and of the initial driving frame (batch 1 each, as upstream's make_animation);
-- `animate(source, driving, globals, mode, adapt_scale, checkpoint, start=...)` -> (N, 256, 256, 3)
-  uint8 RGB frames, upstream's per-frame result computed in batches.
+- `animate(source, driving, globals, AnimateSpec(mode, adapt_scale, checkpoint, start, precision))`
+  -> (N, 256, 256, 3) uint8 RGB frames, upstream's per-frame result computed in batches (the source
+  is encoded once per call, the keypoint globals are never recomputed).
+
+Checkpoints ("vox", "vox-adv") are loaded on first use and kept; forwards are serialized per runner
+(one replica = one model copy per checkpoint, bounded activation memory).
 
 Batching is exact by construction: frames are grouped on the output timeline in blocks of
-`batch_size` aligned to multiples of it (`start` = timeline index of driving[0]), and every block is
-padded to `batch_size` with copies of its last frame, so a frame always goes through the nets at the
-same position of a batch of the same shape, whichever segment it arrives in. CPU backends give
-bit-identical per-frame results then (they may not between batch shapes, e.g. 1 vs 2). With
-`aligned_batches=False` blocks are plain consecutive runs (no padding; results within ~1e-6).
+`batch_size` aligned to multiples of it (`start` = timeline index of driving[0]), and a partial
+block (at a segment's edge) is padded to `batch_size` with copies of its edge frames, so timeline
+frame t always goes through the nets at position t % batch_size of a batch of the same shape,
+whichever segment it arrives in: per-frame results are then bit-identical on CPU (measured: they
+are not between batch shapes 1 and 2). Segments whose bounds are multiples of `batch_size` need no
+padding. With `aligned_batches=False` blocks are plain consecutive runs (no padding, results within
+~1e-6 of the aligned ones).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from services.fomm.checkpoint import load_nets
 from services.fomm.motion import LandmarkFn, Mode, MotionGlobals
 from services.fomm.nets import (
     VOX_256,
+    DenseMotion,
     FommConfig,
     GeneratorOutput,
     Keypoints,
@@ -56,7 +63,7 @@ class FommRunnerConfig:
     """
 
     device: str = "auto"
-    batch_size: int = 16
+    batch_size: int = 25  # divides the default 50-frame segments: no edge padding
     precision: str = "fp32"
     channels_last: bool = False
     align_corners: bool = False
@@ -255,11 +262,15 @@ class FommRunner:
                 "globals were prepared for another source image: run PrepareMotion for this source"
             )
 
-    def _padded(self, frames: np.ndarray) -> np.ndarray:
-        short = self.cfg.batch_size - len(frames)
-        if not self.cfg.aligned_batches or short <= 0:
-            return frames
-        return np.concatenate([frames, np.repeat(frames[-1:], short, axis=0)])
+    def _padded(self, frames: np.ndarray, first: int) -> tuple[np.ndarray, int]:
+        """(batch, offset): aligned mode puts timeline frame t at position t % batch_size of a full
+        batch (edge copies around it); `offset` = position of frames[0]."""
+        bs, n = self.cfg.batch_size, len(frames)
+        if not self.cfg.aligned_batches or n == bs:
+            return frames, 0
+        lead = first % bs
+        parts = [np.repeat(frames[:1], lead, axis=0), frames, np.repeat(frames[-1:], bs - lead - n, axis=0)]
+        return np.concatenate(parts), lead
 
     def iter_outputs(
         self,
@@ -283,11 +294,12 @@ class FommRunner:
             kp_source, kp_initial = g.keypoints(self.device)
             enc = m.generator.encode(self._to_device(source[None]))
             for s, e in aligned_blocks(spec.start, len(driving), bs, aligned):
-                n = e - s
-                kp_driving = m.kp_detector(self._to_device(self._padded(driving[s:e])))
+                batch, at = self._padded(driving[s:e], spec.start + s)
+                kp_driving = m.kp_detector(self._to_device(batch))
                 kp_norm = motion.normalize(kp_driving, kp_source, kp_initial, spec.mode, scale)
                 out = m.generator.animate(enc, kp_norm, kp_source, with_deformed=with_deformed)
-                yield s, e, _head(kp_driving, n), _head(kp_norm, n), _head_output(out, n)
+                rows = slice(at, at + e - s)
+                yield s, e, _rows(kp_driving, rows), _rows(kp_norm, rows), _rows_output(out, rows)
 
     def animate(
         self, source: np.ndarray, driving: np.ndarray, g: MotionGlobals, spec: AnimateSpec = AnimateSpec()
@@ -310,11 +322,11 @@ class FommRunner:
         return np.concatenate(parts)
 
 
-def _head(kp: Keypoints, n: int) -> Keypoints:
-    return Keypoints(kp.value[:n], None if kp.jacobian is None else kp.jacobian[:n])
+def _rows(kp: Keypoints, rows: slice) -> Keypoints:
+    return Keypoints(kp.value[rows], None if kp.jacobian is None else kp.jacobian[rows])
 
 
-def _head_output(out: GeneratorOutput, n: int) -> GeneratorOutput:
-    motion_ = type(out.motion)(*(None if t is None else t[:n] for t in out.motion))
-    deformed = None if out.deformed is None else out.deformed[:n]
-    return GeneratorOutput(out.prediction[:n], motion_, deformed)
+def _rows_output(out: GeneratorOutput, rows: slice) -> GeneratorOutput:
+    dense = DenseMotion(*(None if t is None else t[rows] for t in out.motion))
+    deformed = None if out.deformed is None else out.deformed[rows]
+    return GeneratorOutput(out.prediction[rows], dense, deformed)

@@ -118,7 +118,8 @@ def batched_row(
 ) -> VerifyRow:
     """All frames in one batch through the production path (`animate_float`)."""
     n = len(inputs["driving_u8"])
-    runner = FommRunner(FommRunnerConfig(device="cpu", batch_size=max(2, n)), paths={"vox": path})
+    cfg = FommRunnerConfig(device="cpu", batch_size=max(2, n), resize_inputs=True)
+    runner = FommRunner(cfg, paths={"vox": path})
     preds = runner.animate_float(inputs["source_u8"], inputs["driving_u8"], g, SPEC)
     err = max(float(np.max(np.abs(preds[i] - _load(p)["prediction"]))) for i, p in frames.items() if i < n)
     return VerifyRow(f"frames 0..{n - 1}", "prediction (batched)", err, ATOL["prediction"])
@@ -139,7 +140,8 @@ def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
     path = synthesize("fomm", seed, workdir)[0]
     inputs, kp = _load(vectors / "inputs.npz"), _load(vectors / "kp.npz")
     frames = frame_files(vectors)
-    runner = FommRunner(FommRunnerConfig(device="cpu", batch_size=1), paths={"vox": path})
+    cfg = FommRunnerConfig(device="cpu", batch_size=1, resize_inputs=True)  # demo.py resizes any size
+    runner = FommRunner(cfg, paths={"vox": path})
     g = runner.prepare(inputs["source_u8"], inputs["driving_u8"], "vox")
     rows = globals_rows(g, kp)
     rows += frame_rows(runner, inputs, g, kp, frames)

@@ -98,3 +98,42 @@ def test_qvi_app(serve_stack, store):
                 timeout=60,
             )
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_fomm_app(serve_stack, store):
+    from lihq.v1 import motion_pb2, motion_pb2_grpc
+
+    src = store.put_bytes("uploads/it/fomm_src.lfp", pack_frames(frames(1, 256, 1), fps=25, start=0))
+    drv = store.put_bytes("uploads/it/fomm_drv.lfp", pack_frames(frames(3, 256, 2), fps=25, start=0))
+    with serve_stack.channel() as ch:
+        stub = motion_pb2_grpc.MotionServiceStub(ch)
+        g = stub.PrepareMotion(
+            motion_pb2.PrepareMotionRequest(
+                source=common_pb2.ObjectRef(key=src.key), driving_first=common_pb2.ObjectRef(key=drv.key)
+            ),
+            metadata=md("fomm"),
+            timeout=300,
+        )
+        r = stub.Animate(
+            motion_pb2.AnimateRequest(
+                source=common_pb2.ObjectRef(key=src.key),
+                driving=common_pb2.ObjectRef(key=drv.key),
+                globals=g.globals,
+                mode=motion_pb2.KEYPOINT_MODE_RELATIVE,
+                adapt_movement_scale=True,
+            ),
+            metadata=md("fomm"),
+            timeout=600,
+        )
+        out = unpack_frames(store.get_bytes(r.pack.key))
+        assert out.frames.shape == (3, 256, 256, 3)
+        bad = store.put_bytes("uploads/it/fomm_bad.lfp", pack_frames(frames(1, 128), fps=25, start=0))
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.PrepareMotion(
+                motion_pb2.PrepareMotionRequest(
+                    source=common_pb2.ObjectRef(key=bad.key), driving_first=common_pb2.ObjectRef(key=drv.key)
+                ),
+                metadata=md("fomm"),
+                timeout=60,
+            )
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
