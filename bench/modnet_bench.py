@@ -1,8 +1,8 @@
 """MODNet matting speed: frames/s vs batch size at 512² (synthetic weights, official file layout).
 
-Run: `python bench/modnet_bench.py` (CPU, about a minute on 2 cores). On a GPU:
+Run: `python bench/modnet_bench.py` (CPU, under a minute on 2 idle cores). On a GPU:
 `python bench/modnet_bench.py --device cuda --precisions fp32,fp16,bf16 --batch-sizes 1,8,32,64,128
---frames 512 [--channels-last] [--compile]`.
+--frames 512 --repeats 3 [--channels-last] [--compile]`.
 
 Two figures per row:
 - `pipeline`: uint8 RGB frames on the host -> uint8 mattes on the host through `ModnetRunner.matte_uint8`
@@ -68,9 +68,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precisions", default="fp32", help="comma list of fp32, fp16, bf16")
     ap.add_argument("--batch-sizes", default="1,2,4")
-    ap.add_argument("--size", type=int, default=512, help="square frame side (the network runs at it)")
+    ap.add_argument(
+        "--size",
+        type=int,
+        default=512,
+        help="square frame side; the network size follows the ref-size rule (printed)",
+    )
     ap.add_argument("--frames", type=int, default=4, help="frames per timed call")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
     ap.add_argument("--seed", type=int, default=1)

@@ -1,150 +1,236 @@
-"""`lihq render`: what exists of the LIHQ recipe today, end to end through the stage services.
+"""`lihq render`: the embedded default of ARCHITECTURE.md §4 — a local Ray with every stage app behind
+Serve's gRPC proxy, the object store from the environment (files under the cache dir, or S3), and the
+orchestrator in this process. Live progress per stage with an ETA; Ctrl-C cancels cleanly.
 
-Today the model stages (FOMM, Wav2Lip, GFPGAN, QVI, MODNet, TTS) are not deployed yet, so this
-renders the *still* face with the speech through the media stage — ingest, audio extraction, frame
-packs and the final H.264/AAC encode — over Serve's gRPC proxy and the configured object store. It
-says so on every run. The orchestrator issue replaces the middle with the full recipe.
+`--weights synthetic` renders with deterministic synthetic checkpoints (a smoke test of a deployment:
+the video shows noise-like faces, and every line of output says so).
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
+import asyncio
+import os
 from pathlib import Path
 
 import click
-import cv2
-import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.live import Live
+from rich.table import Table
 
-from lihq import media
-from lihq.cache import cache_key, stage_digest
-from lihq.config import RayConfig, StoreConfig
-from lihq.errors import InvalidInput
-from lihq.framepack import pack_frames
-from lihq.grpc.client import StageClient, StageEndpoint
+from lihq.config import RayConfig, StoreConfig, WeightsConfig, lihq_home
+from lihq.errors import InvalidInput, WeightsMissing
 from lihq.storage import open_store
 from lihq.storage.base import ObjectStore, content_key, sha256_file
 
-FPS = 25.0
-SEGMENT = 50
+MODELS = {"fomm": "fomm", "wav2lip": "s3fd", "gfpgan": "facexlib", "qvi": "qvi", "modnet": "modnet"}
+_COLORS = {"green", "blue", "black", "white", "red", "gray", "grey"}
 
 
-def _upload(store: ObjectStore, path: Path) -> tuple[str, str]:
+def upload(store: ObjectStore, path: Path, what: str) -> str:
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
-    digest = sha256_file(path)
-    key = content_key("inputs", digest, path.suffix.lstrip(".") or "bin")
+        raise InvalidInput(f"{what} {path}: no such file")
+    key = content_key("inputs", sha256_file(path), path.suffix.lstrip(".").lower() or "bin")
     if not store.exists(key):
         store.put_file(key, path)
-    return key, digest
+    return key
 
 
-def _still_frames(face: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop the face image to a square and resize it to `size` (RGB uint8)."""
-    h, w = face.shape[:2]
-    s = min(h, w)
-    y, x = (h - s) // 2, (w - s) // 2
-    return cv2.resize(face[y : y + s, x : x + s], (size, size), interpolation=cv2.INTER_AREA)
+def needed_weights(spec) -> list[str]:
+    names = ["fomm", spec.wav2lip_checkpoint, "s3fd", f"gfpgan-{spec.gfpgan_version}", "facexlib"]
+    if spec.interpolate:
+        names.append("qvi")
+    if spec.background.kind != "none":
+        names.append("modnet")
+    if spec.background_upsampler:
+        names.append("realesrgan-x2plus")
+    return names
+
+
+def prepare_weights(spec, mode: str, console: Console) -> Path:
+    """Real: check the files are there (one clear line if not). Synthetic: make them once (seed 1)."""
+    from lihq.weights import registry
+    from lihq.weights.synth import synthesize
+
+    names = needed_weights(spec)
+    if mode == "synthetic":
+        wdir = lihq_home() / "weights-synthetic" / "seed1"
+        for name in names:
+            missing = [p for p in registry.local_paths(registry.get_entry(name), wdir) if not p.exists()]
+            if missing:
+                console.print(f"synthesizing {name} weights (seed 1) …")
+                synthesize(name, 1, wdir)
+        return wdir
+    cfg = WeightsConfig.from_env()
+    missing = [
+        n for n in names if any(not p.exists() for p in registry.local_paths(registry.get_entry(n), cfg))
+    ]
+    if missing:
+        raise WeightsMissing(
+            f"missing weights: {', '.join(missing)} in {cfg.dir}; run `lihq weights fetch {' '.join(missing)}` "
+            "or render a smoke test with --weights synthetic"
+        )
+    return cfg.dir
+
+
+def progress_table(rec, synthetic: bool) -> Table:
+    t = Table(title=f"render {rec.render_id} — {rec.state}" + (" — SYNTHETIC WEIGHTS" if synthetic else ""))
+    for c in ("stage", "done", "total", ""):
+        t.add_column(c)
+    for stage, (done, total) in sorted(rec.progress.items()):
+        bar = "█" * int(20 * done / max(1, total))
+        t.add_row(stage, str(done), str(total), bar.ljust(20, "░"))
+    t.caption = f"ETA {rec.eta_s:.0f} s" if rec.eta_s else ""
+    return t
+
+
+def background_from(value: str | None, store: ObjectStore):
+    from orchestrator.spec import Background
+
+    if not value:
+        return Background()
+    if value.startswith("#") or value.lower() in _COLORS:
+        return Background(color=value)
+    path = Path(value)
+    key = upload(store, path, "background")
+    is_video = path.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm", ".avi")
+    return Background(video_key=key) if is_video else Background(image_key=key)
+
+
+async def run_render(orch, spec, console: Console, synthetic: bool):
+    [created] = await orch.create([spec])
+    rec = created
+    with Live(progress_table(rec, synthetic), console=console, refresh_per_second=4) as live:
+        try:
+            async for update in orch.watch(created.render_id, timeout_s=1.0):
+                rec = update
+                live.update(progress_table(rec, synthetic))
+        except asyncio.CancelledError:
+            rec = await orch.cancel(created.render_id)
+    return rec
 
 
 @click.command()
 @click.option("--face", type=click.Path(path_type=Path), required=True, help="Face image (png/jpg).")
 @click.option(
-    "--audio", type=click.Path(path_type=Path), required=True, help="Speech (any format ffmpeg reads)."
+    "--audio", type=click.Path(path_type=Path), default=None, help="Speech (any format ffmpeg reads)."
+)
+@click.option("--text", default=None, help="Text to speak (TTS) instead of --audio.")
+@click.option("--voice", default="", help="TTS voice (with --text).")
+@click.option(
+    "--tts-backend", default="", help="espeak | tortoise | bark (default: best with weights present)."
+)
+@click.option(
+    "--ref-video", type=click.Path(path_type=Path), default=None, help="Reference video for head motion."
+)
+@click.option("--offset", type=float, default=0.0, help="Seconds into the reference video.")
+@click.option("--passes", type=click.IntRange(1, 2), default=2, show_default=True)
+@click.option("--interpolate", type=click.IntRange(0, 7), default=0, help="QVI: k frames between each pair.")
+@click.option("--background", default=None, help="A colour (#00ff00, green) or an image / video file.")
+@click.option("--paste-back", is_flag=True, help="Paste the talking face back onto the original photo.")
+@click.option("--wav2lip-checkpoint", type=click.Choice(["wav2lip", "wav2lip_gan"]), default="wav2lip_gan")
+@click.option("--gfpgan-version", type=click.Choice(["1.3", "1.4"]), default="1.3")
+@click.option("--upscale", type=click.IntRange(1, 4), default=4, show_default=True)
+@click.option("--draft", type=float, default=0.0, help="Render only the first N seconds (a preview).")
+@click.option("--seed", type=int, default=0)
+@click.option(
+    "--weights", "weights_mode", type=click.Choice(["real", "synthetic"]), default="real", show_default=True
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output mp4.")
-@click.option("--size", type=int, default=512, show_default=True, help="Output width and height.")
 @click.option("--grpc-port", type=int, default=9000, show_default=True)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Serve config (default: serve_configs/local.yaml).",
-)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
 def render(
-    face: Path, audio: Path, output: Path, size: int, grpc_port: int, config_path: Path | None
-) -> None:
-    """Render a video from a face image and speech (today: the still face; see the note it prints)."""
+    face,
+    audio,
+    text,
+    voice,
+    tts_backend,
+    ref_video,
+    offset,
+    passes,
+    interpolate,
+    background,
+    paste_back,
+    wav2lip_checkpoint,
+    gfpgan_version,
+    upscale,
+    draft,
+    seed,
+    weights_mode,
+    output,
+    grpc_port,
+    config_path,
+):
+    """Render a talking-head video from a face image and speech."""
     from lihq import serving
     from lihq.cli.main import DEFAULT_SERVE_CONFIG
-    from lihq.v1 import common_pb2, media_pb2, media_pb2_grpc
+    from orchestrator.spec import RenderSpec, check, with_defaults
 
     console = Console(stderr=True)
-    if size < 16 or size % 2:
-        raise InvalidInput("--size must be an even number >= 16 (H.264 yuv420p needs even sizes)")
-    console.print(
-        "[yellow]note:[/] the model stages (FOMM, Wav2Lip, GFPGAN, ...) are not deployed yet: "
-        "this renders the still face with the audio through the media stage."
-    )
+    if bool(audio) == bool(text):
+        raise InvalidInput("give exactly one of --audio or --text")
     store = open_store(StoreConfig.from_env())
-    face_rgb = media.load_image(face)
+    spec = check(
+        with_defaults(
+            RenderSpec(
+                face_key=upload(store, face, "face"),
+                audio_key=upload(store, audio, "audio") if audio else "",
+                text=text or "",
+                voice=voice,
+                tts_backend=tts_backend,
+                reference_video_key=upload(store, ref_video, "reference video") if ref_video else "",
+                reference_offset_s=offset,
+                passes=passes,
+                interpolate=interpolate,
+                background=background_from(background, store),
+                paste_back=paste_back,
+                wav2lip_checkpoint=wav2lip_checkpoint,
+                gfpgan_version=gfpgan_version,
+                upscale=upscale,
+                draft_seconds=draft,
+                seed=seed,
+            )
+        )
+    )
+    synthetic = weights_mode == "synthetic"
+    os.environ["LIHQ_WEIGHTS_DIR"] = str(
+        prepare_weights(spec, weights_mode, console)
+    )  # the replicas inherit it
+    if synthetic:
+        console.print("[bold yellow]SYNTHETIC WEIGHTS[/]: a smoke test of the pipeline, not a real video.")
     opts = serving.ServeOptions(
         config_path or DEFAULT_SERVE_CONFIG, grpc_port, None, RayConfig.from_env(), log_to_driver=False
     )
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
-    ) as prog:
-        task = prog.add_task("starting Ray Serve", total=6)
-        serving.deploy(opts)
-        try:
-            ep = StageEndpoint(f"127.0.0.1:{grpc_port}", "media")
-            with StageClient(ep, media_pb2_grpc.MediaServiceStub) as client:
-                prog.update(task, advance=1, description="ingesting inputs")
-                face_key, _ = _upload(store, face)
-                audio_key, _ = _upload(store, audio)
-                client.call(
-                    "Ingest",
-                    media_pb2.IngestRequest(
-                        upload=common_pb2.ObjectRef(key=face_key),
-                        kind=media_pb2.MEDIA_KIND_IMAGE,
-                        filename=face.name,
-                    ),
-                )
-                aud = client.call(
-                    "Ingest",
-                    media_pb2.IngestRequest(
-                        upload=common_pb2.ObjectRef(key=audio_key),
-                        kind=media_pb2.MEDIA_KIND_AUDIO,
-                        filename=audio.name,
-                    ),
-                )
-                prog.update(task, advance=1, description="extracting speech")
-                ext = client.call(
-                    "ExtractAudio", media_pb2.ExtractAudioRequest(source=aud.input, sample_rates=[16000])
-                )
-                prog.update(task, advance=1, description="building frames")
-                total = max(1, int(round(ext.duration_s * FPS)))
-                still = _still_frames(face_rgb, size)
-                digest = stage_digest(
-                    "cli.still",
-                    "none",
-                    {"size": size, "fps": FPS, "n": total},
-                    [hashlib.sha256(still.tobytes()).hexdigest()],
-                )
-                packs = []
-                for s in range(0, total, SEGMENT):
-                    e = min(total, s + SEGMENT)
-                    data = pack_frames(np.repeat(still[None], e - s, axis=0), fps=FPS, start=s)
-                    info = store.put_bytes(cache_key("cli-still", digest, f"seg_{s:06d}_{e:06d}.lfp"), data)
-                    packs.append(common_pb2.ObjectRef(key=info.key, sha256=info.sha256 or ""))
-                prog.update(task, advance=1, description="encoding H.264 + AAC")
-                render_id = uuid.uuid4().hex[:12]
-                enc = client.call(
-                    "Encode",
-                    media_pb2.EncodeRequest(
-                        packs=packs, audio=aud.input, output_key=f"renders/{render_id}/output.mp4"
-                    ),
-                )
-                prog.update(task, advance=1, description="downloading")
-                output.parent.mkdir(parents=True, exist_ok=True)
-                store.get_file(enc.video.key, output)
-                prog.update(task, advance=1, description="done")
-        finally:
-            serving.shutdown()
-    console.print(
-        f"wrote {output} ({enc.info.width}x{enc.info.height}, {enc.info.fps:g} fps, "
-        f"{enc.info.duration_s:.2f} s; store key {enc.video.key})"
-    )
+    console.print("starting the stage services (local Ray + Serve gRPC proxy) …")
+    serving.deploy(opts)
+    try:
+        rec = asyncio.run(_render(store, spec, grpc_port, console, synthetic))
+    finally:
+        serving.shutdown()
+    if rec.state != "SUCCEEDED":
+        raise (
+            InvalidInput(f"render {rec.state.lower()}: {rec.error}")
+            if rec.error_code == "INVALID_ARGUMENT"
+            else _failed(rec)
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    store.get_file(rec.output_key, output)
+    note = " (SYNTHETIC WEIGHTS: smoke test)" if synthetic else ""
+    console.print(f"wrote {output}{note}; store key {rec.output_key}")
+
+
+def _failed(rec):
+    from lihq.errors import Internal
+
+    return Internal(f"render {rec.state.lower()} at stage {rec.error_stage or '?'}: {rec.error}")
+
+
+async def _render(store, spec, grpc_port, console, synthetic):
+    from lihq.grpc.client import StageEndpoint
+    from orchestrator import adapters_models  # noqa: F401
+    from orchestrator.core import Orchestrator
+    from orchestrator.deployment import STAGE_APPS
+    from orchestrator.executor import GrpcExecutor
+
+    endpoints = {app: StageEndpoint(f"127.0.0.1:{grpc_port}", app) for app in STAGE_APPS}
+    orch = Orchestrator(store, GrpcExecutor(endpoints), synthetic=synthetic)
+    return await run_render(orch, spec, console, synthetic)

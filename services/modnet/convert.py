@@ -82,6 +82,8 @@ def background_ref(bg: matting_pb2.Background) -> common_pb2.ObjectRef | None:
 def background_params(bg: matting_pb2.Background) -> dict[str, Any]:
     """Everything about the background that changes the output, except the object's digest."""
     kind = _kind(bg)
+    if bg.video_offset_s and kind != "video":
+        raise InvalidInput("video_offset_s only applies to a video background")
     out: dict[str, Any] = {"kind": kind}
     if kind == "color":
         out["color"] = list(parse_color(bg.color) if bg.HasField("color") else DEFAULT_COLOR)
@@ -98,8 +100,6 @@ def background_spec(bg: matting_pb2.Background, path: Path | None) -> Background
     p = background_params(bg)
     if p["kind"] == "color":
         return BackgroundSpec(kind="color", color=tuple(p["color"]))  # type: ignore[arg-type]
-    if bg.video_offset_s and p["kind"] != "video":
-        raise InvalidInput("video_offset_s only applies to a video background")
     return BackgroundSpec(
         kind=p["kind"],
         path=path,

@@ -91,6 +91,8 @@ class ModnetRunner:
         self.device = resolve_device(self.cfg.device)
         self.model_id = model_id
         self.model = model.eval().to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed frame sizes per segment: pick the fastest kernels
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net: Callable[..., tuple] = self.model

@@ -33,7 +33,7 @@ from lihq.config import shared_reference_dir
 from lihq.errors import InvalidInput
 from lihq.weights.loaders import load_state_dict
 from lihq.weights.synth import state_dict_fingerprint, synthesize
-from services.modnet.runner import ModnetConfig, ModnetRunner, network_size
+from services.modnet.runner import ModnetConfig, ModnetRunner, network_size, to_uint8
 
 NET_INPUT = "input.npy"
 PIPE_INPUT = "image_rgb_uint8.npy"
@@ -135,12 +135,12 @@ def _pipeline_case(runner: ModnetRunner, vectors: Path, c: Case, meta: dict, tol
         err = float(max(abs(a - b) for a, b in zip(got_size, want, strict=True)))
         rows.append(VerifyRow(label, f"network size {got_size} vs {want}", err, 0.0))
     x = runner.preprocess(frames, size)
-    netres = runner.forward(x, inference=True)[2]
+    matte = runner.matte(frames)  # the service's path (uint8 = its truncation, as matte_uint8 does)
     results = {
         "net_input_f16.npy": x.cpu().numpy().astype(np.float16),
-        "matte_netres.npy": netres.numpy(),
-        "matte.npy": runner.matte(frames)[:, None],
-        "matte_uint8.npy": runner.matte_uint8(frames)[0],
+        "matte_netres.npy": runner.forward(x, inference=True)[2].numpy(),
+        "matte.npy": matte[:, None],
+        "matte_uint8.npy": to_uint8(torch.from_numpy(matte)).numpy()[0],
     }
     for name in c.outputs:
         suffix = name[len(c.prefix) :]

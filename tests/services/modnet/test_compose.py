@@ -37,7 +37,7 @@ def test_colour_background_follows_the_matte():
     out, alpha = composite(frames, mattes, solid(4, 6, GREEN))
     assert mask_of(out[:, :, :2], RED).all() and mask_of(out[:, :, 3:], GREEN).all()
     mix = np.rint(np.array(RED) * 128 / 255 + np.array(GREEN) * 127 / 255)
-    np.testing.assert_array_equal(out[0, 0, 2], mix.astype(np.uint8))
+    assert np.abs(out[:, :, 2].astype(int) - mix).max() <= 1  # rounding of the blend
     np.testing.assert_array_equal(alpha, mattes)
 
 

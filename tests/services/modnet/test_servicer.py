@@ -44,8 +44,11 @@ def plain(tmp_path_factory, modnet_ckpt):
         names = [matting_pb2.DESCRIPTOR.services_by_name["MattingService"]]
         holder["ok"] = await serve_plain(MattingServicer(store, runner), names)
         holder["none"] = await serve_plain(MattingServicer(store, missing), names)
+        holder["done"] = asyncio.Event()
         started.set()
-        await holder["ok"][0].wait_for_termination()
+        await holder["done"].wait()  # stop both servers inside the loop, then let it end
+        for server, _ in (holder["ok"], holder["none"]):
+            await server.stop(None)
 
     t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
     t.start()
@@ -55,9 +58,9 @@ def plain(tmp_path_factory, modnet_ckpt):
     yield stubs[0], stubs[1], store, runner
     for ch in channels:
         ch.close()
-    for k in ("none", "ok"):
-        asyncio.run_coroutine_threadsafe(holder[k][0].stop(None), loop).result(10)
-    t.join(10)
+    loop.call_soon_threadsafe(holder["done"].set)
+    t.join(30)
+    assert not t.is_alive()
 
 
 def _speaker_pack(store, key="uploads/speaker.lfp", n=4, h=24, w=32, start=50, seed=0):

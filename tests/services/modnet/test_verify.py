@@ -38,7 +38,8 @@ def _save(d: Path, index: dict, name: str, arr: np.ndarray) -> None:
 
 
 def _make_set(d: Path, seed: int) -> Path:
-    """A vector set in the public schema computed with our runner: net case 64x96, two pipeline cases."""
+    """A vector set in the public schema computed with our runner: net case 64x96, two pipeline cases
+    with their own ref sizes (256, 128) in `_meta`."""
     d.mkdir()
     ckpt = synthesize("modnet", seed, d / "w")[0]
     runner = ModnetRunner.from_checkpoint(ckpt, ModnetConfig(device="cpu"))
@@ -48,13 +49,14 @@ def _make_set(d: Path, seed: int) -> Path:
     _save(d, index, "net_input.npy", x.numpy())
     _save(d, index, "net_matte.npy", runner.forward(x)[2].numpy())
     _save(d, index, "net_pred_semantic_train_mode.npy", runner.forward(x, inference=False)[0].numpy())
-    for prefix, (h, w) in (("pipeline", (40, 56)), ("pipeline_b", (72, 40))):
+    for prefix, (h, w), ref in (("pipeline", (40, 56), 256), ("pipeline_b", (72, 40), 128)):
+        case = ModnetRunner(runner.model, ModnetConfig(device="cpu", ref_size=ref), runner.model_id)
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         _save(d, index, f"{prefix}_image_rgb_uint8.npy", img)
-        _save(d, index, f"{prefix}_matte.npy", runner.matte(img[None])[:, None])
-        _save(d, index, f"{prefix}_matte_uint8.npy", runner.matte_uint8(img[None])[0])
-        rh, rw = network_size(h, w)
-        index["_meta"][prefix] = {"im_h": h, "im_w": w, "im_rh": rh, "im_rw": rw}
+        _save(d, index, f"{prefix}_matte.npy", case.matte(img[None])[:, None])
+        _save(d, index, f"{prefix}_matte_uint8.npy", case.matte_uint8(img[None])[0])
+        rh, rw = network_size(h, w, ref)
+        index["_meta"][prefix] = {"im_h": h, "im_w": w, "im_rh": rh, "im_rw": rw, "ref_size": ref}
     (d / "vectors.json").write_text(json.dumps(index))
     return d
 
@@ -70,18 +72,25 @@ def test_other_set_is_driven_by_its_own_files(other_set, tmp_path):
     assert [r for r in rows if not r.ok] == []
 
 
+def _subset(src: Path, dest: Path, names: list[str], extra: dict | None = None) -> Path:
+    """A set with only `names` of `src` (symlinked) plus `extra` vectors.json entries."""
+    dest.mkdir()
+    index = json.loads((src / "vectors.json").read_text())
+    for name in names:
+        (dest / name).symlink_to(src / name)
+    kept = {k: v for k, v in index.items() if k in names}
+    (dest / "vectors.json").write_text(json.dumps({**kept, **(extra or {})}))
+    return dest
+
+
 def test_wrong_seed_is_caught(other_set, tmp_path):
-    rows = verify.run(other_set, 1, tmp_path)
-    assert any(not r.ok and r.output == "net_matte.npy" for r in rows)
+    small = _subset(other_set, tmp_path / "net", ["net_input.npy", "net_matte.npy"])
+    rows = verify.run(small, 1, tmp_path / "w")
+    assert [r.output for r in rows if not r.ok] == ["net_matte.npy"]
 
 
 def test_unknown_files_are_misses_not_skipped(other_set, tmp_path):
-    index = json.loads((other_set / "vectors.json").read_text())
-    index["mystery_output.npy"] = {"shape": [1]}
-    odd = tmp_path / "odd"
-    odd.mkdir()
-    for f in other_set.glob("*.npy"):
-        (odd / f.name).symlink_to(f)
-    (odd / "vectors.json").write_text(json.dumps(index))
+    names = ["net_input.npy", "net_matte.npy"]
+    odd = _subset(other_set, tmp_path / "odd", names, {"mystery_output.npy": {"shape": [1]}})
     rows = run_verify("modnet", odd, 7)
     assert [r.output for r in rows if not r.ok] == ["mystery_output.npy"]
