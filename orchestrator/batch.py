@@ -27,7 +27,6 @@ import hashlib
 import importlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -221,7 +220,6 @@ def run_batch(
     log.info(
         "batch %s: %d jobs, %d already done, running %d", cfg.manifest_key, len(jobs), skipped, len(todo)
     )
-    lock = threading.Lock()
 
     def one(job: Job) -> JobResult:
         result = run_job(job, render_one, cfg, sleep)
@@ -232,8 +230,7 @@ def run_batch(
     finished = 0
     with ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="batch") as pool:
         for result in _bounded(pool, one, todo, cfg.concurrency):
-            with lock:
-                done[result.key] = result
+            done[result.key] = result
             finished += 1
             log.info(
                 "job %s %s (%d/%d)",
@@ -303,6 +300,30 @@ def stage_call_renderer(endpoints: Any, store: ObjectStore) -> RenderOne:
 
 
 # -- the command the RayJob runs --------------------------------------------------------------------
+def run_configured(
+    manifest: str, results: str, concurrency: int, max_attempts: int, renderer: str, stages_yaml: str | None
+) -> BatchSummary:
+    """A batch with the store and stage endpoints of this process's configuration (env or YAML)."""
+    from pathlib import Path
+
+    from lihq import log as lihq_log
+    from lihq.config import StoreConfig
+    from lihq.stages import StageEndpoints
+    from lihq.storage import open_store
+
+    lihq_log.configure()
+    cfg = BatchConfig(manifest, results, concurrency, max_attempts)
+    endpoints = StageEndpoints.from_yaml(Path(stages_yaml)) if stages_yaml else StageEndpoints.from_env()
+    store = open_store(StoreConfig.from_env())
+    render_one = load_renderer(renderer)(endpoints, store)
+    try:
+        return run_batch(store, cfg, render_one)
+    finally:
+        close = getattr(render_one, "close", None)
+        if callable(close):
+            close()
+
+
 def main(argv: list[str] | None = None) -> None:
     import click
 
@@ -334,29 +355,11 @@ def main(argv: list[str] | None = None) -> None:
         stages_yaml: str | None,
     ) -> None:
         """Render every job of a manifest in the bucket; write the results manifest beside it."""
-        from pathlib import Path
-
-        from lihq import log as lihq_log
-        from lihq.config import StoreConfig
-        from lihq.stages import StageEndpoints
-        from lihq.storage import open_store
-
-        lihq_log.configure()
         try:
-            cfg = BatchConfig(manifest, results, concurrency, max_attempts)
-            endpoints = (
-                StageEndpoints.from_yaml(Path(stages_yaml)) if stages_yaml else StageEndpoints.from_env()
-            )
-            store = open_store(StoreConfig.from_env())
-            render_one = load_renderer(renderer)(endpoints, store)
-            summary = run_batch(store, cfg, render_one)
+            summary = run_configured(manifest, results, concurrency, max_attempts, renderer, stages_yaml)
         except LihqError as exc:
             click.echo(f"error: {exc.message}", err=True)
             raise SystemExit(2 if isinstance(exc, InvalidInput) else 1) from exc
-        finally:
-            close = getattr(locals().get("render_one"), "close", None)
-            if close:
-                close()
         click.echo(
             f"batch {manifest}: {summary.total} jobs, {summary.succeeded} succeeded "
             f"({summary.skipped} from earlier runs), {summary.failed} failed -> {results}"

@@ -210,7 +210,11 @@ def _encode(call: StageCall, task: Task, deps: Mapping[str, TaskResult]) -> Outp
         "media",
         "Encode",
         media_pb2.EncodeRequest(
-            packs=packs, audio=ref(out(deps, "speech", "audio")), output_key=key, ctx=call.ctx
+            packs=packs,
+            audio=ref(out(deps, "speech", "audio")),
+            output_key=key,
+            duration_s=float(task.params.get("duration_s", 0.0)),
+            ctx=call.ctx,
         ),
     )
     return {

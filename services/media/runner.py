@@ -172,6 +172,7 @@ class MediaRunner:
         audio_path: Path | None,
         crf: int = 18,
         preset: str = "medium",
+        max_duration_s: float = 0.0,
     ) -> media.MediaInfo:
         if not 0 <= crf <= 51:
             raise InvalidInput(f"crf={crf}: must be in [0, 51]")
@@ -191,6 +192,8 @@ class MediaRunner:
         duration = None
         if audio_path is not None:
             duration = media.probe(audio_path, require_audio=True).duration
+            if max_duration_s > 0:
+                duration = min(duration, max_duration_s)
         media.encode_video(
             frames, fps, out_path, audio_path=audio_path, audio_duration=duration, crf=crf, preset=preset
         )

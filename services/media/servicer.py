@@ -231,7 +231,9 @@ class MediaServicer(FaceMotionMixin, HealthMixin):
             raise InvalidInput("no frame packs to encode")
         pack_digests = [refs.object_digest(self.store, p, f"pack {i}") for i, p in enumerate(req.packs)]
         audio_digest = refs.object_digest(self.store, req.audio, "audio") if req.audio.key else ""
-        params = {"crf": crf, "preset": preset}
+        if req.duration_s < 0:
+            raise InvalidInput(f"duration_s={req.duration_s}: must be >= 0 (0: the audio's length)")
+        params = {"crf": crf, "preset": preset, "duration": req.duration_s}
         digest = stage_digest(f"{STAGE}.encode", MODEL_ID, params, [*pack_digests, audio_digest])
         out_key = self._output_key(req.output_key, digest)
         with self._tmp() as tmp:
@@ -246,7 +248,9 @@ class MediaServicer(FaceMotionMixin, HealthMixin):
             if req.audio.key:
                 audio_path, _ = refs.fetch(self.store, req.audio, Path(tmp) / "audio", "audio")
             out = Path(tmp) / "output.mp4"
-            info = self.runner.encode(self._frames(req.packs), fps, out, audio_path, crf, preset)
+            info = self.runner.encode(
+                self._frames(req.packs), fps, out, audio_path, crf, preset, req.duration_s
+            )
             stored = self.store.put_file(out_key, out, "video/mp4")
         stage_logger(STAGE, render_id=req.ctx.render_id).info(
             "encoded %d packs -> %s (%.3f s)", len(req.packs), out_key, info.duration

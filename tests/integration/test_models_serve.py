@@ -137,3 +137,43 @@ def test_fomm_app(serve_stack, store):
                 timeout=60,
             )
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_modnet_app(serve_stack, store):
+    from lihq.v1 import matting_pb2, matting_pb2_grpc
+
+    pack = store.put_bytes("uploads/it/modnet.lfp", pack_frames(frames(2, 64, 3), fps=25, start=0))
+    with serve_stack.channel() as ch:
+        stub = matting_pb2_grpc.MattingServiceStub(ch)
+        m = stub.Matte(
+            matting_pb2.MatteRequest(frames=common_pb2.ObjectRef(key=pack.key)),
+            metadata=md("modnet"),
+            timeout=300,
+        )
+        matte = unpack_frames(store.get_bytes(m.matte.key))
+        assert matte.frames.shape == (2, 64, 64, 3)
+        c = stub.Composite(
+            matting_pb2.CompositeRequest(
+                frames=common_pb2.ObjectRef(key=pack.key),
+                matte=m.matte,
+                background=matting_pb2.Background(color="#00ff00"),
+            ),
+            metadata=md("modnet"),
+            timeout=300,
+        )
+        out = unpack_frames(store.get_bytes(c.pack.key)).frames.astype(float)
+        a = matte.frames[..., :1].astype(float) / 255
+        fg = frames(2, 64, 3).astype(float)
+        expect = a * fg + (1 - a) * np.array([0.0, 255.0, 0.0])  # speaker over green, by the matte
+        assert out.shape == expect.shape and np.abs(out - expect).max() <= 2.0
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.Composite(
+                matting_pb2.CompositeRequest(
+                    frames=common_pb2.ObjectRef(key=pack.key),
+                    matte=m.matte,
+                    background=matting_pb2.Background(color="not-a-colour"),
+                ),
+                metadata=md("modnet"),
+                timeout=60,
+            )
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT

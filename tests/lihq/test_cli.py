@@ -45,9 +45,25 @@ def test_render_missing_face_is_one_line_error(tmp_path):
     assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
 
 
-def test_render_rejects_odd_size(tmp_path):
-    r = run("render", "--face", "f.png", "--audio", "a.wav", "-o", "o.mp4", "--size", "255")
-    assert r.exit_code == 2 and "even" in r.output
+def test_render_needs_exactly_one_of_audio_or_text(tmp_path):
+    r = run("render", "--face", "f.png", "-o", "o.mp4", env={"LIHQ_HOME": str(tmp_path)})
+    assert r.exit_code == 2 and "exactly one of --audio or --text" in r.output
+
+
+def test_render_with_missing_real_weights_says_what_to_fetch(tmp_path):
+    from PIL import Image
+    from skimage.data import astronaut
+
+    Image.fromarray(astronaut()).save(tmp_path / "f.png")
+    env = {"LIHQ_HOME": str(tmp_path / "home"), "LIHQ_WEIGHTS_DIR": str(tmp_path / "empty")}
+    r = run(
+        "render", "--face", str(tmp_path / "f.png"), "--text", "Hi.", "-o", str(tmp_path / "o.mp4"), env=env
+    )
+    assert (
+        r.exit_code == 1
+        and "lihq weights fetch fomm wav2lip_gan" in r.output
+        and "--weights synthetic" in r.output
+    )
 
 
 def test_local_serve_config_is_valid_and_has_media_app():

@@ -119,3 +119,24 @@ def test_wav_sample_count_reads_header(tmp_path):
     assert wav_sample_count(p.read_bytes()[:4096]) == 1234
     with pytest.raises(Exception, match="not a WAV"):
         wav_sample_count(b"nope" * 10)
+
+
+def test_encode_cuts_to_duration_for_drafts(plain, tmp_path):
+    from lihq import media
+
+    stub, _, store = plain
+    wav = espeak_wav(tmp_path / "long.wav", "This sentence lasts well over one second when spoken.")
+    audio = store.put_file("uploads/long.wav", wav)
+    pack = store.put_bytes(
+        "cache/t/draft.lfp", pack_frames(np.zeros((25, 16, 16, 3), np.uint8), fps=25, start=0)
+    )
+    r = stub.Encode(
+        media_pb2.EncodeRequest(
+            packs=[common_pb2.ObjectRef(key=pack.key)],
+            audio=common_pb2.ObjectRef(key=audio.key),
+            duration_s=1.0,
+        )
+    )
+    out = tmp_path / "draft.mp4"
+    store.get_file(r.video.key, out)
+    assert abs(media.probe(out).duration - 1.0) <= 0.05 < media.probe(wav).duration - 1.0
