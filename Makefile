@@ -15,7 +15,7 @@ system-deps:
 python-deps:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel
-	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	$(BIN)/python -m pip install -q -e ".[test,bench,tts]"
 
 # Generated stubs land in lihq/v1/ (git-ignored): `import lihq.v1.media_pb2` matches `package lihq.v1`.
 protos: $(PROTOS)

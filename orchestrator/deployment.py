@@ -17,6 +17,7 @@ from ray.serve import Application
 from lihq import log as lihq_log
 from lihq.config import StoreConfig
 from lihq.grpc.client import StageEndpoint
+from lihq.stages import StageEndpoints
 from lihq.storage import open_store
 from orchestrator.core import Orchestrator
 from orchestrator.executor import GrpcExecutor
@@ -28,7 +29,7 @@ STAGE_APPS = ("media", "tts", "fomm", "wav2lip", "gfpgan", "qvi", "modnet")
 
 @dataclass(frozen=True)
 class OrchestratorArgs:
-    proxy_address: str = "127.0.0.1:9000"
+    proxy_address: str = ""  # empty: LIHQ_STAGES_ADDRESS, else 127.0.0.1:9000
     stages: dict[str, dict[str, str]] = field(default_factory=dict)
     concurrency: dict[str, int] = field(default_factory=dict)
     synthetic: bool = False
@@ -41,11 +42,18 @@ class OrchestratorArgs:
             raise ValueError(f"orchestrator app: unknown args {unknown}")
         return cls(**args)
 
-    def endpoints(self) -> dict[str, StageEndpoint]:
+    def endpoints(self, env: dict[str, str] | None = None) -> dict[str, StageEndpoint]:
+        """Per stage: app args > LIHQ_STAGE_<NAME>_* (the `lihq-stages` ConfigMap) > the default proxy.
+
+        So a model is swapped by editing one stage's entry in either place (lihq/stages.py).
+        """
+        base = StageEndpoints.from_env(env)
+        default = self.proxy_address or base.default_address
         out = {}
         for app in STAGE_APPS:
+            ep = base.overrides.get(app) or StageEndpoint(default, app)
             e = self.stages.get(app, {})
-            out[app] = StageEndpoint(e.get("address", self.proxy_address), e.get("application", app))
+            out[app] = StageEndpoint(e.get("address", ep.address), e.get("application", ep.application))
         return out
 
 

@@ -103,7 +103,9 @@ def _print_table(rows: list[dict]) -> None:
 @click.option("--background/--no-background", default=False, show_default=True, help="MODNet matting.")
 @click.option("--text/--audio", default=False, show_default=True, help="Speech from text (TTS) or audio.")
 @click.option("--split", default=None, help="Fix some stages, e.g. fomm=2,gfpgan=4,media=8.")
-@click.option("--renders", type=int, default=200, show_default=True, help="Videos simulated per row.")
+@click.option(
+    "--renders", type=int, default=500, show_default=True, help="Videos simulated per row (at least)."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def capacity(
     costs_path: Path, gpu_profile: str, cpu_profile: str, gpus: str, videos_per_hour: float | None,

@@ -91,6 +91,12 @@ def _register_optional() -> None:
     from lihq.cli.verify import verify
 
     cli.add_command(verify)
+    from lihq.cli.capacity import capacity
+
+    cli.add_command(capacity)
+    from lihq.cli.tts import tts
+
+    cli.add_command(tts)
 
 
 _register_optional()

@@ -97,3 +97,29 @@ def normalize_loudness(
     gain = db_to_amp(target_db - level)
     gain = min(gain, db_to_amp(peak_db) / peak)
     return (x * np.float32(gain)).astype(np.float32)
+
+
+def read_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, rate) of a WAV in memory: IEEE float32 (ours) or 16-bit PCM."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError("not a WAV file")
+    pos, fmt, channels, rate, bits = 12, 0, 1, 0, 0
+    while pos + 8 <= len(data):
+        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if cid == b"fmt ":
+            fmt = int.from_bytes(data[pos + 8 : pos + 10], "little")
+            channels = int.from_bytes(data[pos + 10 : pos + 12], "little")
+            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
+            bits = int.from_bytes(data[pos + 22 : pos + 24], "little")
+        elif cid == b"data":
+            body = data[pos + 8 : pos + 8 + size]
+            if (fmt, bits) == (3, 32):
+                x = np.frombuffer(body[: len(body) - len(body) % (4 * channels)], dtype="<f4")
+            elif (fmt, bits) == (1, 16):
+                pcm = np.frombuffer(body[: len(body) - len(body) % (2 * channels)], dtype="<i2")
+                x = pcm.astype(np.float32) / 32768.0
+            else:
+                raise ValueError(f"unsupported WAV format {fmt} with {bits}-bit samples")
+            return x.reshape(-1, channels).mean(axis=1).astype(np.float32), rate
+        pos += 8 + size + (size & 1)
+    raise ValueError("WAV without a data chunk")

@@ -16,7 +16,7 @@ from services.tts.backends.base import ChunkPolicy
 
 # Abbreviations whose trailing period does not end a sentence (English; other languages rarely trip).
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e no fig approx dept est inc ltd co mt ave".split()
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e a.m p.m no fig approx dept est inc ltd co mt ave".split()
 )
 _SENTENCE_END = re.compile(r"([.!?…]+[\"'”’)\]]*)(\s+)|([。！？]+)")
 _CLAUSE_END = re.compile(r"[,;:—–]\s+|\s+[—–]\s+")
@@ -76,28 +76,41 @@ def split_sentences(paragraph: str) -> list[str]:
     return out
 
 
-def _cut(text: str, max_chars: int, pattern: re.Pattern[str]) -> list[str]:
-    """Cut `text` at the last match of `pattern` (or space) before `max_chars`, repeatedly."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > max_chars:
-        cuts = [m.end() for m in pattern.finditer(rest, 0, max_chars + 1) if 0 < m.end() <= max_chars]
-        at = cuts[-1] if cuts else max_chars
-        pieces.append(rest[:at].strip())
-        rest = rest[at:].strip()
-    if rest:
-        pieces.append(rest)
+def _split_after(text: str, pattern: re.Pattern[str]) -> list[str]:
+    """`text` cut after every match of `pattern` (the punctuation stays with the piece before)."""
+    pieces, start = [], 0
+    for m in pattern.finditer(text):
+        pieces.append(text[start : m.end()].strip())
+        start = m.end()
+    pieces.append(text[start:].strip())
     return [p for p in pieces if p]
 
 
+def _cut_words(text: str, max_chars: int) -> list[str]:
+    """Words packed into pieces of at most `max_chars`; a longer word is cut into slices."""
+    words: list[str] = []
+    for w in text.split():
+        words += [w[i : i + max_chars] for i in range(0, len(w), max_chars)]
+    return _pack(words, max_chars)
+
+
+def _pack(pieces: list[str], max_chars: int) -> list[str]:
+    out: list[str] = []
+    for p in pieces:
+        if out and len(out[-1]) + 1 + len(p) <= max_chars:
+            out[-1] = f"{out[-1]} {p}"
+        else:
+            out.append(p)
+    return out
+
+
 def split_long(sentence: str, max_chars: int) -> list[str]:
-    """A sentence over `max_chars`: cut at clause punctuation, then at spaces, then anywhere."""
+    """A sentence over `max_chars`: cut at clause punctuation, then at spaces, then inside a word;
+    neighbouring pieces are packed back together up to `max_chars`."""
     if len(sentence) <= max_chars:
         return [sentence]
-    out: list[str] = []
-    for clause in _cut(sentence, max_chars, _CLAUSE_END):
-        out.extend(_cut(clause, max_chars, re.compile(r"\s+")))
-    return out
+    pieces = [w for clause in _split_after(sentence, _CLAUSE_END) for w in _cut_words(clause, max_chars)]
+    return _pack(pieces, max_chars)
 
 
 def _units(text: str, policy: ChunkPolicy) -> list[tuple[str, str]]:
@@ -126,7 +139,11 @@ def chunk_text(text: str, policy: ChunkPolicy, pauses: Pauses | None = None) -> 
             continue
         if packed:
             prev, prev_kind = packed[-1]
-            if prev_kind == "sentence" and kind != "clause" and len(prev) + 1 + len(piece) <= policy.target_chars:
+            if (
+                prev_kind == "sentence"
+                and kind != "clause"
+                and len(prev) + 1 + len(piece) <= policy.target_chars
+            ):
                 packed[-1] = (f"{prev} {piece}", kind)
                 continue
         packed.append((piece, kind))

@@ -16,8 +16,8 @@ from lihq.k8s.validate import load_documents, load_settings
 from lihq.stages import STAGES, StageCaller, StageEndpoints, servicer_function
 from lihq.storage import FileStore
 from tests.integration.conftest import free_port
+from tests.k8s.plainmedia import plain_media_server
 from tests.mediafiles import lavfi_video
-from tests.orchestrator.plainmedia import plain_media_server
 
 SETTINGS = load_settings()
 

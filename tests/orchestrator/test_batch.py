@@ -29,8 +29,8 @@ from orchestrator.batch import (
     run_batch,
     state_key,
 )
+from tests.k8s.plainmedia import plain_media_server
 from tests.mediafiles import lavfi_video
-from tests.orchestrator.plainmedia import plain_media_server
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,17 +8,21 @@ Constructing a backend is cheap (no weights are read): weights load on the first
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from scipy.signal import resample_poly
 
 from lihq.errors import InvalidInput
+from lihq.weights.synth import weights_id
 
 SAMPLE_RATE = 24000  # every backend's output rate (TorToiSe's and Bark's native rate)
 
@@ -108,6 +112,10 @@ class SpeechBackend(ABC):
     def render(self, text: str, opts: SpeechOptions, voice_latents: bytes | None = None) -> np.ndarray:
         """Speak one chunk: float32 (n,) at SAMPLE_RATE in [-1, 1]. Deterministic for (text, opts)."""
 
+    def warm(self) -> None:
+        """Load what the first render would (weights, voice tables), so that it starts fast."""
+        self.model_id()
+
     def voice_from_clips(self, clips: list[np.ndarray]) -> bytes:
         """Serialised voice conditioning from reference clips (float32 mono at `clip_rate`)."""
         raise InvalidInput(
@@ -152,3 +160,19 @@ def neural_section() -> Iterator[None]:
     models between devices, so two interleaved renders would not be reproducible."""
     with _NEURAL:
         yield
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """The packages print progress and hints; keep them out of the service's stdout."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def combined_weights_id(files: list[Path]) -> str:
+    """One model id over several files: `synthetic:<seed>` if all share it, else sha256 of their ids."""
+    ids = [weights_id(Path(p).resolve()) for p in files]
+    if len(set(ids)) == 1 and ids[0].startswith("synthetic:"):
+        return ids[0]
+    text = "\n".join(f"{Path(p).name}={i}" for p, i in zip(files, ids, strict=True))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -177,6 +177,9 @@ class EspeakBackend(SpeechBackend):
     def model_id(self) -> str:
         return f"espeak-ng:{self.version()}"
 
+    def warm(self) -> None:
+        self.catalog()
+
     def voices(self) -> list[VoiceInfo]:
         cat = self.catalog()
         out = [
@@ -218,7 +221,7 @@ class EspeakBackend(SpeechBackend):
         if found is not None:
             return found
         near = sorted(k for k in cat.voices if k.split("-")[0] == vid.split("-")[0])
-        hint = f"did you mean {', '.join(near[:8])}?" if near else "ListVoices lists the installed ones"
+        hint = f"did you mean {', '.join(near[:8])}?" if near else "`lihq tts --list-voices` lists them"
         raise InvalidInput(f"espeak-ng has no voice or language {vid!r} installed; {hint}")
 
     def render(self, text: str, opts: SpeechOptions, voice_latents: bytes | None = None) -> np.ndarray:

@@ -14,12 +14,8 @@ and kept on our device. Redaction and the `api_fast` HiFi-GAN path (hard-coded C
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import random
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -28,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lihq.errors import InvalidInput, WeightsMissing
+from lihq.errors import FailedPrecondition, InvalidInput, WeightsMissing
 from lihq.media import decode_audio
 from lihq.torchutil import resolve_device
 from lihq.weights.loaders import read_checkpoint
@@ -39,13 +35,16 @@ from services.tts.backends.base import (
     SpeechBackend,
     SpeechOptions,
     VoiceInfo,
+    combined_weights_id,
     neural_section,
+    quiet_stdout,
 )
 
 PRESETS = ("ultra_fast", "fast", "standard", "high_quality")
 DEFAULT_PRESET = "fast"
 RANDOM = "random"
 CLIPS_PREFIX = "clips:"
+_NOT_INSTALLED = "the tortoise-tts package is not installed: pip install -e '.[tts]'"
 LATENT_SEED = 0  # fixes the random crop `format_conditioning` takes of clips over ~6 s
 
 
@@ -104,7 +103,11 @@ class TortoiseBackend(SpeechBackend):
     clip_rate = 22050
 
     def __init__(
-        self, weights_dir: Path, view_dir: Path, device: str = "auto", settings: TortoiseSettings | None = None
+        self,
+        weights_dir: Path,
+        view_dir: Path,
+        device: str = "auto",
+        settings: TortoiseSettings | None = None,
     ) -> None:
         self.weights_dir = Path(weights_dir)
         self.view_dir = Path(view_dir)
@@ -113,9 +116,11 @@ class TortoiseBackend(SpeechBackend):
         self._tts: Any = None
         self._model_id: str | None = None
         self._latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._lock = threading.Lock()
 
     # -- files ----------------------------------------------------------------------------------
+    def _where(self) -> Path:
+        return self.settings.models_dir or self.weights_dir / "tortoise"
+
     def models_dir(self) -> Path:
         if self.settings.models_dir is not None:
             return self.settings.models_dir
@@ -123,18 +128,20 @@ class TortoiseBackend(SpeechBackend):
 
     def availability(self) -> Availability:
         if find_spec("tortoise") is None:
-            return Availability(False, "the tortoise-tts package is not installed (pip install 'lihq[tts]')")
+            return Availability(False, _NOT_INSTALLED)
         try:
-            tl.model_files(self.models_dir(), tl.CORE_FILES)
+            tl.model_files(self.models_dir(), tl.CORE_FILES, self._where())
         except WeightsMissing as exc:
             return Availability(False, exc.message)
         return Availability(True)
 
     def model_id(self) -> str:
         if self._model_id is None:
-            files = tl.model_files(self.models_dir(), tl.CORE_FILES)
+            if find_spec("tortoise") is None:
+                raise FailedPrecondition(_NOT_INSTALLED)
+            files = tl.model_files(self.models_dir(), tl.CORE_FILES, self._where())
             files += tl.present_files(self.models_dir(), tl.RLG_FILES)
-            self._model_id = tl.combined_id(files)
+            self._model_id = combined_weights_id(files)
         return self._model_id
 
     # -- voices ---------------------------------------------------------------------------------
@@ -151,12 +158,16 @@ class TortoiseBackend(SpeechBackend):
         self.check_espeak_only(rate_wpm, pitch)
         preset = self.check_preset(preset, DEFAULT_PRESET)
         if language and language.lower().split("-")[0] != "en":
-            raise InvalidInput(f"tortoise speaks English only; got language {language!r} (try bark or espeak)")
+            raise InvalidInput(
+                f"tortoise speaks English only; got language {language!r} (try bark or espeak)"
+            )
         return SpeechOptions(self.name, self._canonical_voice(voice), "en", preset, int(seed))
 
     def _canonical_voice(self, voice: str) -> str:
         voice = voice.strip() or RANDOM
-        if voice.startswith(CLIPS_PREFIX) or voice == RANDOM:
+        if voice.startswith(CLIPS_PREFIX):
+            raise InvalidInput(f"voice {voice!r} is an uploaded voice: send its reference clips instead")
+        if voice == RANDOM:
             return voice
         names = [v.strip() for v in voice.split("&")]
         known = builtin_voices()
@@ -173,6 +184,11 @@ class TortoiseBackend(SpeechBackend):
         return "&".join(sorted(names))
 
     # -- inference ------------------------------------------------------------------------------
+    def warm(self) -> None:
+        self.model_id()
+        with neural_section():
+            self._load()
+
     def _load(self) -> Any:
         if self._tts is None:
             device = resolve_device(self.device_name)
@@ -187,7 +203,7 @@ class TortoiseBackend(SpeechBackend):
         """The package's get_conditioning_latents on (1, n) 22.05 kHz clips; caller holds the lock."""
         tts = self._load()
         random.seed(LATENT_SEED)
-        with torch.no_grad(), _quiet():
+        with torch.no_grad(), quiet_stdout():
             auto, diffusion = tts.get_conditioning_latents(clips)
         return auto.cpu(), diffusion.cpu()
 
@@ -223,7 +239,7 @@ class TortoiseBackend(SpeechBackend):
                 latents = None
             else:
                 latents = self._builtin_latents(opts.voice)
-            with torch.no_grad(), _quiet():
+            with torch.no_grad(), quiet_stdout():
                 wav = tts.tts_with_preset(
                     text,
                     preset=opts.preset,
@@ -234,10 +250,3 @@ class TortoiseBackend(SpeechBackend):
                     max_mel_tokens=self.settings.max_mel_tokens,
                 )
         return np.clip(wav.reshape(-1).float().cpu().numpy(), -1.0, 1.0).astype(np.float32)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The package prints progress and hints; keep them out of the service's stdout."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        yield

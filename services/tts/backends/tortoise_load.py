@@ -25,7 +25,6 @@ import torch
 
 from lihq.errors import WeightsMissing
 from lihq.weights.loaders import check_against_manifest, load_state_dict
-from lihq.weights.synth import weights_id
 
 if TYPE_CHECKING:
     from services.tts.backends.tortoise import TortoiseSettings
@@ -102,27 +101,22 @@ def cached_file(models_dir: Path, name: str) -> Path | None:
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
-def model_files(models_dir: Path, names: tuple[str, ...]) -> list[Path]:
+def model_files(models_dir: Path, names: tuple[str, ...], where: Path | None = None) -> list[Path]:
+    """The files `names` of the repo in the HF cache at `models_dir`; WeightsMissing naming `where`."""
     out = []
     for name in names:
         path = cached_file(models_dir, name)
         if path is None:
-            raise WeightsMissing(f"weights 'tortoise' missing: {name} (in {models_dir}); {_FETCH}", weight="tortoise")
+            raise WeightsMissing(
+                f"weights 'tortoise' missing: {name} (expected in {where or models_dir}); {_FETCH}",
+                weight="tortoise",
+            )
         out.append(path)
     return out
 
 
 def present_files(models_dir: Path, names: tuple[str, ...]) -> list[Path]:
     return [p for p in (cached_file(models_dir, n) for n in names) if p is not None]
-
-
-def combined_id(files: list[Path]) -> str:
-    """One model id over several files: `synthetic:<seed>` if all share it, else sha256 of the ids."""
-    ids = [weights_id(p.resolve()) for p in files]
-    if len(set(ids)) == 1 and ids[0].startswith("synthetic:"):
-        return ids[0]
-    text = "\n".join(f"{p.name}={i}" for p, i in zip(files, ids, strict=True))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def package_path(models_dir: Path, name: str) -> Path:
@@ -134,7 +128,9 @@ def package_path(models_dir: Path, name: str) -> Path:
     try:
         return Path(get_model_path(name, str(models_dir)))
     except (LocalEntryNotFoundError, FileNotFoundError) as exc:
-        raise WeightsMissing(f"weights 'tortoise' missing: {name} (in {models_dir}); {_FETCH}", weight="tortoise") from exc
+        raise WeightsMissing(
+            f"weights 'tortoise' missing: {name} (in {models_dir}); {_FETCH}", weight="tortoise"
+        ) from exc
 
 
 def load_into(module: torch.nn.Module, path: Path, what: str, key: str | None = None) -> None:
@@ -153,6 +149,9 @@ def _networks(arch: TortoiseArch) -> dict[str, torch.nn.Module]:
     from tortoise.models.vocoder import UnivNetGenerator
 
     a = arch
+    with warnings.catch_warnings():  # the package's vocoder uses the deprecated weight_norm
+        warnings.simplefilter("ignore", FutureWarning)
+        vocoder = UnivNetGenerator(noise_dim=a.vocoder_noise_dim, channel_size=a.vocoder_channels)
     return {
         "autoregressive": UnifiedVoice(
             max_mel_tokens=604, max_text_tokens=402, max_conditioning_inputs=2, layers=a.ar_layers,
@@ -169,7 +168,7 @@ def _networks(arch: TortoiseArch) -> dict[str, torch.nn.Module]:
             text_enc_depth=a.clvp_depth, text_seq_len=350, text_heads=a.clvp_heads, num_speech_tokens=8192,
             speech_enc_depth=a.clvp_depth, speech_heads=a.clvp_heads, speech_seq_len=430, use_xformers=True,
         ),
-        "vocoder": UnivNetGenerator(noise_dim=a.vocoder_noise_dim, channel_size=a.vocoder_channels),
+        "vocoder": vocoder,
     }  # fmt: skip
 
 
@@ -192,14 +191,20 @@ def build_text_to_speech(models_dir: Path, settings: TortoiseSettings, device: t
     from tortoise.utils.tokenizer import VoiceBpeTokenizer
 
     nets = _networks(settings.arch)
-    files = {"autoregressive": "autoregressive.pth", "diffusion": "diffusion_decoder.pth", "clvp": "clvp2.pth"}
+    files = {
+        "autoregressive": "autoregressive.pth",
+        "diffusion": "diffusion_decoder.pth",
+        "clvp": "clvp2.pth",
+    }
     for key, name in files.items():
         load_into(nets[key], package_path(models_dir, name), key)
     load_into(nets["vocoder"], package_path(models_dir, "vocoder.pth"), "vocoder", key="model_g")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nets["vocoder"].eval(inference=True)  # removes weight norm, as the package does
-    nets["autoregressive"].post_init_gpt2_config(use_deepspeed=False, kv_cache=settings.kv_cache, half=settings.half)
+    nets["autoregressive"].post_init_gpt2_config(
+        use_deepspeed=False, kv_cache=settings.kv_cache, half=settings.half
+    )
     tts = object.__new__(api.TextToSpeech)
     tts.models_dir = str(models_dir)
     tts.autoregressive_batch_size = settings.batch_size or api.pick_best_batch_size_for_gpu()
@@ -207,8 +212,9 @@ def build_text_to_speech(models_dir: Path, settings: TortoiseSettings, device: t
     tts.device = device
     tts.half = settings.half
     tts.tokenizer = VoiceBpeTokenizer()
-    for key, net in nets.items():
-        setattr(tts, key, net.to(device).eval())
+    for key, net in nets.items():  # (the vocoder is in eval mode already; its eval() returns None)
+        net.to(device)
+        setattr(tts, key, net if key == "vocoder" else net.eval())
     tts.cvvp = None
     tts.rlg_auto, tts.rlg_diffusion = _rlgs(models_dir, settings.arch)
     tts.temporary_cuda = _resident(device)
