@@ -177,3 +177,27 @@ def test_modnet_app(serve_stack, store):
                 timeout=60,
             )
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_tts_app(serve_stack, store, tmp_path):
+    from lihq import media
+    from lihq.v1 import speech_pb2, speech_pb2_grpc
+
+    with serve_stack.channel() as ch:
+        stub = speech_pb2_grpc.SpeechServiceStub(ch)
+        req = speech_pb2.SynthesizeRequest(
+            text="Hello there. This is the second sentence.",
+            options=speech_pb2.SpeechOptions(backend="espeak"),
+        )
+        r = stub.Synthesize(req, metadata=md("tts"), timeout=300)
+        store.get_file(r.wav.key, tmp_path / "tts.wav")
+        samples = media.decode_audio(tmp_path / "tts.wav", 24000)
+        assert (
+            r.sample_rate == 24000 and abs(len(samples) / 24000 - r.duration_s) < 0.05 and r.duration_s > 1.0
+        )
+        assert float(np.sqrt(np.mean(samples**2))) > 0.01  # it speaks
+        again = stub.Synthesize(req, metadata=md("tts"), timeout=300)
+        assert again.wav.key == r.wav.key  # same request, same key
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.Synthesize(speech_pb2.SynthesizeRequest(text="  "), metadata=md("tts"), timeout=60)
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
