@@ -8,6 +8,7 @@ deployment that asks for a GPU that does not exist waits forever.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ def deploy(opts: ServeOptions) -> list[str]:
     from ray.serve.config import HTTPOptions, gRPCOptions
 
     cfg = load_serve_config(opts.config_path, opts.grpc_port, opts.http_port)
+    if not opts.ray.address:  # a local Ray: the orchestrator app reaches the stages through this proxy
+        os.environ.setdefault("LIHQ_STAGES_ADDRESS", f"127.0.0.1:{cfg.grpc_options.port}")
     init_ray(opts.ray, opts.log_to_driver)
     http = HTTPOptions(**cfg.http_options.model_dump()) if cfg.http_options else None
     grpc = gRPCOptions(**cfg.grpc_options.model_dump())

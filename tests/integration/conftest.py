@@ -17,7 +17,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
-APPS = ("media", "wav2lip", "qvi", "fomm", "modnet", "tts")  # the apps of serve_configs/local.yaml
+APPS = (
+    "media",
+    "wav2lip",
+    "qvi",
+    "fomm",
+    "modnet",
+    "tts",
+    "orchestrator",
+)  # the apps of serve_configs/local.yaml
 
 
 def free_port() -> int:

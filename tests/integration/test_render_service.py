@@ -1,0 +1,39 @@
+"""RenderService as a Serve app (`orchestrator`) behind the proxy: creation-time validation reaches the
+media stage through the proxy; bad input is INVALID_ARGUMENT and leaves nothing behind."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from lihq.config import StoreConfig
+from lihq.storage import open_store
+from lihq.v1 import common_pb2, render_pb2, render_pb2_grpc
+from tests.mediafiles import espeak_wav
+
+pytestmark = pytest.mark.integration
+MD = (("application", "orchestrator"),)
+
+
+def test_create_render_validates_inputs_through_the_stages(serve_stack, tmp_path):
+    store = open_store(StoreConfig.from_env(serve_stack.env))
+    Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(tmp_path / "wall.png")
+    wall = store.put_file("uploads/it/wall.png", tmp_path / "wall.png")
+    speech = store.put_file("uploads/it/rs.wav", espeak_wav(tmp_path / "rs.wav", "Hi."))
+    spec = render_pb2.RenderSpec(
+        face=common_pb2.ObjectRef(key=wall.key), audio=common_pb2.ObjectRef(key=speech.key)
+    )
+    with serve_stack.channel() as ch:
+        stub = render_pb2_grpc.RenderServiceStub(ch)
+        before = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=MD, timeout=60)
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.CreateRender(render_pb2.CreateRenderRequest(renders=[spec]), metadata=MD, timeout=120)
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no face" in ei.value.details()
+        bad_text = render_pb2.RenderSpec(face=common_pb2.ObjectRef(key=wall.key), text="")
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.CreateRender(render_pb2.CreateRenderRequest(renders=[bad_text]), metadata=MD, timeout=60)
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "audio or text" in ei.value.details()
+        after = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=MD, timeout=60)
+        assert len(after.renders) == len(before.renders)  # nothing half-done was left behind
