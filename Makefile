@@ -16,6 +16,10 @@ python-deps:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel
 	$(BIN)/python -m pip install -q -e ".[test,bench,tts]"
+	# gfpgan/basicsr/facexlib without their deps: they declare opencv-python (a second, GUI cv2 over our
+	# headless one) and basicsr builds from source against the torch already installed.
+	$(BIN)/python -m pip install -q cython
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -r services/gfpgan/requirements-nodeps.txt
 
 # Generated stubs land in lihq/v1/ (git-ignored): `import lihq.v1.media_pb2` matches `package lihq.v1`.
 protos: $(PROTOS)

@@ -59,12 +59,16 @@ class FacePlan:
 @dataclass
 class SegmentOutput:
     """`frames`: pasted frames (N, H', W', 3) uint8 BGR, or the restored faces when not pasting;
-    `faces`: faces per output frame; `crops`/`restored`: (F, 512, 512, 3) uint8 BGR; `timings` s."""
+    `faces`: faces per output frame; `crops`/`restored`: (F, 512, 512, 3) uint8 BGR; `placed`: the
+    F faces (frame, landmarks, affine); `classes`: (F, 512, 512) parser classes when pasting;
+    `timings`: seconds per step."""
 
     frames: list[np.ndarray]
     faces: list[int]
     crops: np.ndarray
     restored: np.ndarray
+    placed: list[Face] = field(default_factory=list)
+    classes: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -105,13 +109,15 @@ def plan_faces(
     detector: Any, frames: np.ndarray, plan: FacePlan, settings: BatchSettings, detections: Any = None
 ) -> list[list[np.ndarray]]:
     """Landmarks of the faces to restore in every frame (context frames included)."""
-    dets = detections if detections is not None else detect_batch(detector, frames, settings.detect_batch_size)
+    dets = (
+        detections if detections is not None else detect_batch(detector, frames, settings.detect_batch_size)
+    )
     shape = frames.shape[1:3]
     per_frame = [select_faces(d, shape, plan.only_center_face, settings.max_faces) for d in dets]
     return smooth_landmarks(per_frame, plan.smooth_radius)
 
 
-def _paste_all(
+def paste_all(
     frames: np.ndarray,
     indices: range,
     faces: list[Face],
@@ -129,9 +135,13 @@ def _paste_all(
         ks = by_frame[i]
         bg = backgrounds[j] if backgrounds is not None else None
         return paste_frame(
-            frames[i], [restored[k] for k in ks], [faces[k].affine for k in ks], [classes[k] for k in ks],
-            plan.scale, bg,
-        )  # fmt: skip
+            frames[i],
+            [restored[k] for k in ks],
+            [faces[k].affine for k in ks],
+            [classes[k] for k in ks],
+            plan.scale,
+            bg,
+        )
 
     if workers <= 1:
         return [one(j, i) for j, i in enumerate(indices)]
@@ -164,16 +174,16 @@ def restore_segment(
     counts = [sum(1 for f in faces if f.frame == i) for i in indices]
     if not plan.paste_back:
         t["end"] = time.perf_counter()
-        return SegmentOutput(list(restored), counts, crops, restored, _timings(t))
+        return SegmentOutput(list(restored), counts, crops, restored, faces, None, _timings(t))
     t["parse"] = time.perf_counter()
     classes = run_parser(models.parser, restored, models.device, settings)
     t["background"] = time.perf_counter()
     sel = frames[context[0] : len(frames) - context[1]]
     backgrounds = background.enhance_batch(sel, plan.scale) if background is not None else None
     t["paste"] = time.perf_counter()
-    out = _paste_all(frames, indices, faces, restored, classes, plan, backgrounds, settings.paste_workers)
+    out = paste_all(frames, indices, faces, restored, classes, plan, backgrounds, settings.paste_workers)
     t["end"] = time.perf_counter()
-    return SegmentOutput(out, counts, crops, restored, _timings(t))
+    return SegmentOutput(out, counts, crops, restored, faces, classes, _timings(t))
 
 
 def _timings(t: dict[str, float]) -> dict[str, float]:

@@ -51,7 +51,12 @@ class Face:
 
 
 def _decode_frame(
-    variance: Any, hw: tuple[int, int], loc: torch.Tensor, conf: torch.Tensor, landm: torch.Tensor, priors: Any
+    variance: Any,
+    hw: tuple[int, int],
+    loc: torch.Tensor,
+    conf: torch.Tensor,
+    landm: torch.Tensor,
+    priors: Any,
 ) -> np.ndarray:
     """One frame's raw outputs -> (n, 15) float32 [x1 y1 x2 y2 score, 5 x (x, y)], as detect_faces."""
     ru = upstream().retinaface_utils
@@ -70,6 +75,14 @@ def _decode_frame(
     return np.concatenate((bounding[keep, :], landmarks[keep]), axis=1)
 
 
+def _frames_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 view. For B = 1 the exact strides detect_faces gives
+    its input (transpose + unsqueeze), so the convolutions take the same path and agree bit for bit."""
+    if len(frames) == 1:
+        return torch.from_numpy(frames[0].astype(np.float32).transpose(2, 0, 1)).unsqueeze(0)
+    return torch.from_numpy(frames.astype(np.float32)).permute(0, 3, 1, 2)
+
+
 def detect_batch(detector: Any, frames: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """RetinaFace on (N, H, W, 3) uint8 BGR frames -> per frame an (n, 15) float32 array.
 
@@ -85,10 +98,12 @@ def detect_batch(detector: Any, frames: np.ndarray, batch_size: int) -> list[np.
     out: list[np.ndarray] = []
     with torch.no_grad():
         for s, e in batched(len(frames), batch_size):
-            x = torch.from_numpy(frames[s:e].astype(np.float32)).permute(0, 3, 1, 2).to(device)
+            x = _frames_tensor(frames[s:e]).to(device)
             loc, conf, landm = detector(x - detector.mean_tensor)
             variance = detector.cfg["variance"]
-            out.extend(_decode_frame(variance, (h, w), loc[i], conf[i], landm[i], priors) for i in range(e - s))
+            out.extend(
+                _decode_frame(variance, (h, w), loc[i], conf[i], landm[i], priors) for i in range(e - s)
+            )
     return out
 
 

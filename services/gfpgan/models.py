@@ -186,4 +186,6 @@ def _warn_synthetic(paths: Any) -> None:
     for p in paths if isinstance(paths, list) else [paths]:
         info = is_synthetic(p)
         if info is not None:
-            log.warning("SYNTHETIC weights loaded from %s (seed %s): outputs are not real faces", p, info["seed"])
+            log.warning(
+                "SYNTHETIC weights loaded from %s (seed %s): outputs are not real faces", p, info["seed"]
+            )

@@ -43,7 +43,9 @@ def enhance_frames(
     ref = make_gfpganer(models, restorer, scale, background)
     out = []
     for frame in frames:
-        _, _, restored = ref.enhance(frame, has_aligned=False, only_center_face=only_center_face, paste_back=True)
+        _, _, restored = ref.enhance(
+            frame, has_aligned=False, only_center_face=only_center_face, paste_back=True
+        )
         out.append(restored)
     return out
 

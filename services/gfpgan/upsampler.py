@@ -30,7 +30,14 @@ from services.gfpgan.convert import to_tensor, unit_lut, unit_to_bgr_uint8
 
 ENTRY = "realesrgan-x2plus"
 SCALE = 2
-RRDB_X2PLUS = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 2}
+RRDB_X2PLUS = {
+    "num_in_ch": 3,
+    "num_out_ch": 3,
+    "num_feat": 64,
+    "num_block": 23,
+    "num_grow_ch": 32,
+    "scale": 2,
+}
 
 
 def build_rrdbnet() -> nn.Module:

@@ -28,7 +28,8 @@ from services.gfpgan.models import FaceModels, build_restorer
 
 # FFHQ 5-point template (facexlib) scaled to a face of width 1: eyes, nose, mouth corners.
 _TEMPLATE = (
-    np.array([[192.98, 239.95], [318.90, 240.19], [256.63, 314.02], [201.26, 371.41], [313.09, 371.15]]) / 512.0
+    np.array([[192.98, 239.95], [318.90, 240.19], [256.63, 314.02], [201.26, 371.41], [313.09, 371.15]])
+    / 512.0
 )
 
 
@@ -56,7 +57,9 @@ def draw_face(img: np.ndarray, det: np.ndarray) -> None:
     cv2.line(img, tuple(int(v) for v in lm[3]), tuple(int(v) for v in lm[4]), (60, 60, 150), max(1, r // 2))
 
 
-def make_frames(n: int, size: int, seed: int, faces_per_frame: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+def make_frames(
+    n: int, size: int, seed: int, faces_per_frame: int = 1
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """(n, size, size, 3) uint8 BGR frames with drawn faces that move a little, + their detections."""
     rng = np.random.default_rng(seed)
     frames, dets = [], []
@@ -107,7 +110,9 @@ def fill_module(net: torch.nn.Module, seed: int) -> torch.nn.Module:
 @functools.cache
 def tiny_restorer(seed: int = 3) -> torch.nn.Module:
     """A narrow GFPGANv1Clean (shared, never modified by the code under test)."""
-    return fill_module(build_restorer(narrow=0.0625, channel_multiplier=1, num_style_feat=64, num_mlp=2), seed)
+    return fill_module(
+        build_restorer(narrow=0.0625, channel_multiplier=1, num_style_feat=64, num_mlp=2), seed
+    )
 
 
 @functools.cache

@@ -69,7 +69,9 @@ def test_batch_of_one_is_byte_identical_to_gfpganer(scene, upstream_x2):
 
 def test_larger_batches_differ_from_gfpganer_only_by_float_rounding(scene, upstream_x2):
     models, net, single, _ = scene
-    out = restore_segment(models, net, single, FacePlan(scale=2), BatchSettings(batch_size=3, paste_workers=2))
+    out = restore_segment(
+        models, net, single, FacePlan(scale=2), BatchSettings(batch_size=3, paste_workers=2)
+    )
     for a, b in zip(out.frames, upstream_x2[0], strict=True):
         d = np.abs(a.astype(int) - b.astype(int))
         assert d.max() <= 2 and (d > 0).mean() < 0.01
@@ -79,7 +81,9 @@ def test_unit_scale_and_faces_only_match_gfpganer(scene):
     models, net, single, _ = scene
     out = restore_segment(models, net, single, FacePlan(scale=1), ONE)
     ref = enhance_frames(models, net, single, 1)
-    assert all(np.array_equal(a, b) and a.shape == single.shape[1:] for a, b in zip(out.frames, ref, strict=True))
+    assert all(
+        np.array_equal(a, b) and a.shape == single.shape[1:] for a, b in zip(out.frames, ref, strict=True)
+    )
     faces = restore_segment(models, net, single, FacePlan(scale=1, paste_back=False), ONE)
     ref_faces = enhance_faces(models, net, single)
     assert [len(f) for f in ref_faces] == faces.faces == [1, 1]

@@ -35,7 +35,9 @@ def plain(tmp_path_factory, official_models, gfpgan_weights_dir):
     frames, dets = make_frames(1, 48, seed=21)
     helper = copy.copy(official_models.helper)
     helper.face_det = InjectedDetector(frames, dets)
-    models = FaceModels(helper, official_models.device, dict(official_models.restorers), dict(official_models.ids))
+    models = FaceModels(
+        helper, official_models.device, dict(official_models.restorers), dict(official_models.ids)
+    )
     ok = FaceRestorationServicer(store, GfpganRunner(GfpganConfig(gfpgan_weights_dir, batch_size=1), models))
     empty_dir = tmp_path_factory.mktemp("no-weights")
     empty = FaceRestorationServicer(store, GfpganRunner(GfpganConfig(empty_dir)))
@@ -73,7 +75,11 @@ def test_restore_happy_path_is_content_addressed_and_cached(plain):
     stub, _, store, frames = plain
     ref = _put_pack(store, frames)
     req = restoration_pb2.RestoreRequest(
-        frames=ref, segment=common_pb2.Segment(index=0, start=0, end=1), version="1.4", upscale=2, noise_seed=5
+        frames=ref,
+        segment=common_pb2.Segment(index=0, start=0, end=1),
+        version="1.4",
+        upscale=2,
+        noise_seed=5,
     )
     a = stub.Restore(req, timeout=600)
     assert (a.width, a.height, list(a.faces_per_frame)) == (96, 96, [1])
@@ -127,3 +133,17 @@ def test_not_a_frame_pack_is_invalid_argument(plain):
     with pytest.raises(grpc.RpcError) as ei:
         stub.Restore(restoration_pb2.RestoreRequest(frames=common_pb2.ObjectRef(key=info.key)))
     assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "frame pack" in ei.value.details()
+
+
+def test_app_args_are_typed_and_checked(tmp_path):
+    from services.gfpgan.deployment import GfpganAppArgs
+
+    args = GfpganAppArgs.parse({"weights_dir": str(tmp_path), "batch_size": 4, "precision": "bf16"})
+    cfg = args.runner_config()
+    assert (cfg.weights_dir, cfg.batch_size, cfg.precision) == (tmp_path, 4, "bf16")
+    with pytest.raises(ValueError, match="unknown args"):
+        GfpganAppArgs.parse({"batchsize": 4})
+    with pytest.raises(ValueError, match="batch_size"):
+        GfpganAppArgs.parse({"batch_size": 0})
+    with pytest.raises(ValueError, match="precision"):
+        GfpganAppArgs.parse({"precision": "int8"})

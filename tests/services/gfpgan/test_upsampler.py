@@ -73,7 +73,9 @@ def test_gfpganer_with_background_equals_batched_path(upsampler, face_models):
     frames, dets = make_frames(1, 48, seed=9)
     models = tiny_models(face_models, InjectedDetector(frames, dets))
     net = NoisyRestorer(models.restorers["1.4"], NoiseSpec("seeded", 1), CPU)
-    out = restore_segment(models, net, frames, FacePlan(scale=2), BatchSettings(batch_size=1), background=upsampler)
+    out = restore_segment(
+        models, net, frames, FacePlan(scale=2), BatchSettings(batch_size=1), background=upsampler
+    )
     ref = enhance_frames(models, net, frames, 2, background=upsampler)
     plain = enhance_frames(models, net, frames, 2)
     assert np.array_equal(out.frames[0], ref[0])

@@ -38,7 +38,10 @@ def test_cases_are_grouped_by_name_suffix():
     }
     cases = parse_cases(spec)
     assert set(cases) == {"", "_side"}
-    assert [n for _, n in sorted(cases[""].rows)] == ["output_f32_rows000_255.npy", "output_f32_rows256_511.npy"]
+    assert [n for _, n in sorted(cases[""].rows)] == [
+        "output_f32_rows000_255.npy",
+        "output_f32_rows256_511.npy",
+    ]
     assert cases[""].rgb == {8: "out_rgb_8.npy"} and cases[""].name == "face"
     side = cases["_side"]
     assert (side.name, side.output, side.style) == ("side", "output_f32_side.npy", "style_code_side.npy")
