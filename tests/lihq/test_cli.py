@@ -93,3 +93,27 @@ def test_media_app_rejects_unknown_args():
 
     with pytest.raises(ValueError, match="unknown args"):
         MediaAppArgs.parse({"bucket": "x", "colour": "red"})
+
+
+def _set(value, default):
+    """Serve's schema marks unset fields with a DEFAULT sentinel."""
+    return default if value is None or "DEFAULT" in repr(value) else value
+
+
+def test_local_serve_config_fits_a_two_cpu_machine():
+    """Every app's minimum replicas must fit 2 CPUs and 1 logical GPU, or `lihq serve` never gets RUNNING.
+
+    Resources come from the config's ray_actor_options, else from app args (qvi takes them there)."""
+    cfg = load_serve_config(DEFAULT_SERVE_CONFIG)
+    cpus = gpus = 0.0
+    for app in cfg.applications:
+        for d in app.deployments:
+            opts = _set(d.ray_actor_options, None)
+            cpu = _set(getattr(opts, "num_cpus", None), None) if opts else None
+            gpu = _set(getattr(opts, "num_gpus", None), None) if opts else None
+            cpu = float(cpu if cpu is not None else app.args.get("num_cpus", 1))
+            gpu = float(gpu if gpu is not None else app.args.get("num_gpus", 0))
+            auto = _set(d.autoscaling_config, None)
+            n = auto["min_replicas"] if isinstance(auto, dict) else _set(d.num_replicas, 1)
+            cpus, gpus = cpus + n * cpu, gpus + n * gpu
+    assert cpus <= 2.0 and gpus <= 1.0, (cpus, gpus)
