@@ -133,9 +133,8 @@ class Orchestrator:
         try:
             await self._ensure_speech(rec)
             plan = self._plan(rec)
-            sched = Scheduler(
-                plan, self.executor, self.limits, self.retry, rec.task_results(), self._saver(rec)
-            )
+            executor = self._executor_for(rec)
+            sched = Scheduler(plan, executor, self.limits, self.retry, rec.task_results(), self._saver(rec))
             self._running[rec.render_id] = (self._running[rec.render_id][0], sched)
             self._progress(rec, sched)
             results = await sched.run()

@@ -156,3 +156,36 @@ def test_cancel_and_watch(tmp_path):
 
     done, seen = asyncio.run(go())
     assert done.state == CANCELLED and seen[-1] == CANCELLED and RUNNING in seen
+
+
+class BindingStages(FakeStages):
+    """An executor that must be bound to each render (as GrpcExecutor is, for ids and synthetic mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[str, bool, str]] = []
+        self.bound: tuple[str, bool] | None = None
+
+    def for_render(self, rec):
+        child = BindingStages.__new__(BindingStages)
+        child.__dict__ = dict(self.__dict__)
+        child.bound = (rec.render_id, rec.synthetic)
+        return child
+
+    async def run(self, task, deps):
+        self.seen.append((*(self.bound or ("", False)), task.id))
+        return await super().run(task, deps)
+
+
+def test_every_task_runs_on_the_executor_bound_to_its_render(tmp_path):
+    stages = BindingStages()
+
+    async def go():
+        orch = make(tmp_path, stages, synthetic=True)
+        [rec] = await orch.create([SPEC])
+        return await orch.wait(rec.render_id)
+
+    rec = asyncio.run(go())
+    assert rec.state == SUCCEEDED and rec.synthetic
+    assert {(rid, syn) for rid, syn, _ in stages.seen} == {(rec.render_id, True)}
+    assert {t for _, _, t in stages.seen} >= {"wav2lip.track", "encode"}
