@@ -114,12 +114,11 @@ def _face(call: StageCall, task: Task, deps: Mapping[str, TaskResult]) -> Output
     )
     size = int(task.params.get("size", 256))
     r = call("media", "PrepareFace", media_pb2.PrepareFaceRequest(image=ing.input, size=size, ctx=call.ctx))
-    tf = (r.face_x, r.face_y, r.face_width, r.face_height)
     return {
         "image": ing.input.key,
         "crop": r.crop.key,
         "transform": r.transform.key,
-        "face_box_photo": list(tf),
+        "face_box_crop": [r.crop_face_x, r.crop_face_y, r.crop_face_width, r.crop_face_height],
         "width": ing.info.width,
         "height": ing.info.height,
     }
