@@ -49,6 +49,8 @@ def lavfi_image(path: Path, size: str = "200x160", color: str = "red") -> Path:
     return path
 
 
-def espeak_wav(path: Path, text: str = "Hello there. This is a test of the speech stage.", wpm: int = 175) -> Path:
+def espeak_wav(
+    path: Path, text: str = "Hello there. This is a test of the speech stage.", wpm: int = 175
+) -> Path:
     run(["espeak-ng", "-s", str(wpm), "-w", str(path), text])
     return path

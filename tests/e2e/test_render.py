@@ -24,7 +24,9 @@ def test_two_pass_render_with_synthetic_weights(tmp_path):
 
     face = tmp_path / "face.png"
     Image.fromarray(astronaut()).save(face)
-    audio = espeak_wav(tmp_path / "speech.wav", "Hi there.", wpm=300)  # 0.35 s: GFPGAN costs seconds per face on CPU
+    audio = espeak_wav(
+        tmp_path / "speech.wav", "Hi there.", wpm=300
+    )  # 0.35 s: GFPGAN costs seconds per face on CPU
     face_bytes, audio_bytes = face.read_bytes(), audio.read_bytes()
     out = tmp_path / "out" / "video.mp4"
     env = dict(
