@@ -3,6 +3,8 @@ S3 store (any S3-compatible server through `minio`). `open_store` picks one from
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lihq.config import StoreConfig
 from lihq.storage.base import ObjectInfo, ObjectStore, content_key, validate_key
 from lihq.storage.fs import FileStore
@@ -14,6 +16,7 @@ __all__ = [
     "ObjectStore",
     "S3Store",
     "content_key",
+    "open_app_store",
     "open_store",
     "validate_key",
 ]
@@ -29,3 +32,14 @@ def open_store(cfg: StoreConfig | None = None) -> ObjectStore:
     if cfg.s3 is not None:
         return S3Store(cfg.s3, cfg.bucket, cfg.prefix)
     return FileStore(cfg.root, cfg.bucket, cfg.prefix)
+
+
+def open_app_store(bucket: str | None = None, prefix: str | None = None) -> ObjectStore:
+    """The store a Serve app replica uses: LIHQ_* from its environment (credentials travel as env /
+    Secrets, never in Serve configs), with the non-secret bucket / prefix overridable by app args."""
+    cfg = StoreConfig.from_env()
+    if bucket:
+        cfg = replace(cfg, bucket=bucket)
+    if prefix is not None:
+        cfg = replace(cfg, prefix=prefix)
+    return open_store(cfg)

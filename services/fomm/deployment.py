@@ -17,7 +17,7 @@ Example `args:` ({} is valid: auto device, batch 25, fp32):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig, WeightsConfig
+from lihq.config import WeightsConfig
 from lihq.errors import LihqError
 from lihq.log import stage_logger
-from lihq.storage import open_store
+from lihq.storage import open_app_store
 from services.fomm.runner import CHECKPOINTS, FommRunner, FommRunnerConfig
 from services.fomm.servicer import MotionServicer
 
@@ -88,14 +88,10 @@ class FommAppArgs:
 class MotionDeployment(MotionServicer):
     def __init__(self, args: FommAppArgs) -> None:
         lihq_log.configure()
-        cfg = StoreConfig.from_env()
-        if args.bucket:
-            cfg = replace(cfg, bucket=args.bucket)
-        if args.prefix is not None:
-            cfg = replace(cfg, prefix=args.prefix)
+        store = open_app_store(args.bucket, args.prefix)
         weights = WeightsConfig(dir=Path(args.weights_dir)) if args.weights_dir else WeightsConfig.from_env()
         runner = FommRunner(args.runner_config(), weights, args.checkpoints)
-        super().__init__(open_store(cfg), runner)
+        super().__init__(store, runner)
         self._preload = args.preload
         log = stage_logger("fomm")
         for name in args.preload:

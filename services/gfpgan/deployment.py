@@ -13,7 +13,7 @@ RealESRGAN x2 on top for the background), so a replica asks for half a GPU by de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig, WeightsConfig
+from lihq.config import WeightsConfig
 from lihq.errors import LihqError
-from lihq.storage import open_store
+from lihq.storage import open_app_store
 from services.gfpgan.runner import GfpganConfig, GfpganRunner
 from services.gfpgan.servicer import FaceRestorationServicer
 
@@ -85,12 +85,8 @@ class GfpganAppArgs:
 class FaceRestorationDeployment(FaceRestorationServicer):
     def __init__(self, args: GfpganAppArgs) -> None:
         lihq_log.configure()
-        cfg = StoreConfig.from_env()
-        if args.bucket:
-            cfg = replace(cfg, bucket=args.bucket)
-        if args.prefix is not None:
-            cfg = replace(cfg, prefix=args.prefix)
-        super().__init__(open_store(cfg), GfpganRunner(args.runner_config()))
+        store = open_app_store(args.bucket, args.prefix)
+        super().__init__(store, GfpganRunner(args.runner_config()))
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

@@ -8,7 +8,7 @@ environment (`LIHQ_*`, see lihq.config), so credentials travel as env/Secrets, n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig
-from lihq.storage import open_store
+from lihq.storage import open_app_store
 from services.media.runner import MediaRunner, MediaRunnerConfig
 from services.media.servicer import MediaServicer
 
@@ -51,13 +50,9 @@ class MediaAppArgs:
 class MediaDeployment(MediaServicer):
     def __init__(self, args: MediaAppArgs) -> None:
         lihq_log.configure()
-        cfg = StoreConfig.from_env()
-        if args.bucket:
-            cfg = replace(cfg, bucket=args.bucket)
-        if args.prefix is not None:
-            cfg = replace(cfg, prefix=args.prefix)
+        store = open_app_store(args.bucket, args.prefix)
         runner = MediaRunner(MediaRunnerConfig(max_duration_s=args.max_duration_s))
-        super().__init__(open_store(cfg), runner, Path(args.workdir) if args.workdir else None)
+        super().__init__(store, runner, Path(args.workdir) if args.workdir else None)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

@@ -9,7 +9,7 @@ modnet`. Store settings come from the replica's environment (`LIHQ_*`, see lihq.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig, WeightsConfig
+from lihq.config import WeightsConfig
 from lihq.errors import LihqError
-from lihq.storage import open_store
+from lihq.storage import open_app_store
 from lihq.weights import require
 from services.modnet.runner import ModnetConfig, ModnetRunner
 from services.modnet.servicer import MattingServicer
@@ -80,13 +80,9 @@ class ModnetAppArgs:
 class MattingDeployment(MattingServicer):
     def __init__(self, args: ModnetAppArgs) -> None:
         lihq_log.configure()
-        cfg = StoreConfig.from_env()
-        if args.bucket:
-            cfg = replace(cfg, bucket=args.bucket)
-        if args.prefix is not None:
-            cfg = replace(cfg, prefix=args.prefix)
+        store = open_app_store(args.bucket, args.prefix)
         workdir = Path(args.workdir) if args.workdir else None
-        super().__init__(open_store(cfg), args.load_runner, workdir)
+        super().__init__(store, args.load_runner, workdir)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

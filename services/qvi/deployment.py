@@ -9,7 +9,7 @@ may override. Missing weights do not stop the replica: each call answers FAILED_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig, WeightsConfig
-from lihq.storage import open_store
+from lihq.config import WeightsConfig
+from lihq.storage import open_app_store
 from lihq.torchutil import check_precision
 from services.qvi.runner import QVIRunner, QVIRunnerConfig, model_path
 from services.qvi.servicer import InterpolationServicer
@@ -79,12 +79,8 @@ def runner_loader(args: QVIAppArgs) -> Any:
 class QVIDeployment(InterpolationServicer):
     def __init__(self, args: QVIAppArgs) -> None:
         lihq_log.configure()
-        cfg = StoreConfig.from_env()
-        if args.bucket:
-            cfg = replace(cfg, bucket=args.bucket)
-        if args.prefix is not None:
-            cfg = replace(cfg, prefix=args.prefix)
-        super().__init__(open_store(cfg), loader=runner_loader(args))
+        store = open_app_store(args.bucket, args.prefix)
+        super().__init__(store, loader=runner_loader(args))
         self.warm_up()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,8 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig
 from lihq.errors import LihqError
-from lihq.storage import open_store
+from lihq.storage import open_app_store
 from lihq.torchutil import resolve_device
 from services.tts.backends.bark import BarkSettings
 from services.tts.backends.tortoise import TortoiseSettings
@@ -89,12 +88,7 @@ class TtsAppArgs:
         return TtsRunnerConfig.from_env(**over)
 
     def store(self) -> Any:
-        cfg = StoreConfig.from_env()
-        if self.bucket:
-            cfg = replace(cfg, bucket=self.bucket)
-        if self.prefix is not None:
-            cfg = replace(cfg, prefix=self.prefix)
-        return open_store(cfg)
+        return open_app_store(self.bucket, self.prefix)
 
 
 def _retyped(exc: BaseException) -> BaseException:

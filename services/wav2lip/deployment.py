@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
-from lihq.config import StoreConfig
-from lihq.storage import open_store
+from lihq.storage import open_app_store
 from services.wav2lip.runner import CHECKPOINTS, Wav2LipRunner, Wav2LipRunnerConfig
 from services.wav2lip.servicer import LipSyncServicer
 
@@ -88,14 +87,10 @@ class Wav2LipAppArgs:
 class LipSyncDeployment(LipSyncServicer):
     def __init__(self, args: Wav2LipAppArgs) -> None:
         lihq_log.configure()
-        cfg = StoreConfig.from_env()
-        if args.bucket:
-            cfg = replace(cfg, bucket=args.bucket)
-        if args.prefix is not None:
-            cfg = replace(cfg, prefix=args.prefix)
+        store = open_app_store(args.bucket, args.prefix)
         runner = Wav2LipRunner(args.runner_config())
         runner.preload(args.preload)
-        super().__init__(open_store(cfg), runner)
+        super().__init__(store, runner)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
