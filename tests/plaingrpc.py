@@ -38,7 +38,9 @@ def plain_server(servicer: Any, services: Sequence[Any]) -> Iterator[grpc.Channe
     t.start()
     if not started.wait(30):
         raise RuntimeError("plain gRPC server did not start")
-    ch = grpc.insecure_channel(f"127.0.0.1:{holder['port']}")
+    address = f"127.0.0.1:{holder['port']}"
+    ch = grpc.insecure_channel(address)
+    ch.lihq_address = address  # for clients that dial by address (the CLI)
     try:
         yield ch
     finally:

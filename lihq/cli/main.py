@@ -97,6 +97,10 @@ def _register_optional() -> None:
     from lihq.cli.tts import tts
 
     cli.add_command(tts)
+    from lihq.cli.client import cancel, list_renders, status, submit, watch
+
+    for cmd in (submit, watch, status, cancel, list_renders):
+        cli.add_command(cmd)
 
 
 _register_optional()

@@ -1,0 +1,135 @@
+"""`lihq submit / watch / status / cancel / list`: talk to a running RenderService (`lihq serve`, or a
+cluster's proxy) over gRPC. Inputs are uploaded to the configured store under inputs/<sha256>.<ext>."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import grpc
+from rich.console import Console
+
+from lihq.config import StoreConfig
+from lihq.errors import InvalidInput
+from lihq.grpc.errors import error_from_rpc
+
+STATE = {0: "UNSPECIFIED", 1: "QUEUED", 2: "RUNNING", 3: "SUCCEEDED", 4: "FAILED", 5: "CANCELLED"}
+address_opt = click.option(
+    "--address", default="127.0.0.1:9000", show_default=True, help="RenderService address."
+)
+app_opt = click.option("--application", default="orchestrator", show_default=True, help="Serve app name.")
+
+
+def _stub(address: str):
+    from lihq.v1 import render_pb2_grpc
+
+    return render_pb2_grpc.RenderServiceStub(grpc.insecure_channel(address))
+
+
+def _call(fn, request, application: str, timeout: float = 120.0):
+    try:
+        return fn(request, metadata=(("application", application),), timeout=timeout)
+    except grpc.RpcError as exc:
+        raise error_from_rpc(exc) from exc
+
+
+def _line(r) -> str:
+    done = sum(p.done for p in r.progress)
+    total = sum(p.total for p in r.progress)
+    out = f"{r.render_id}  {STATE[r.state]:<9}  {done}/{total} tasks"
+    if r.output.key:
+        out += f"  output={r.output.key}"
+    if r.error:
+        out += f"  error({r.error_stage or '?'})={r.error}"
+    return out
+
+
+@click.command()
+@click.option("--face", type=click.Path(path_type=Path), required=True)
+@click.option("--audio", type=click.Path(path_type=Path), default=None)
+@click.option("--text", default=None)
+@click.option("--passes", type=click.IntRange(1, 2), default=2)
+@click.option("--interpolate", type=click.IntRange(0, 7), default=0)
+@click.option("--idempotency-key", default="")
+@address_opt
+@app_opt
+def submit(face, audio, text, passes, interpolate, idempotency_key, address, application):
+    """Create a render on a running RenderService; print its id."""
+    from lihq.cli.render import upload
+    from lihq.storage import open_store
+    from lihq.v1 import common_pb2, render_pb2
+
+    if bool(audio) == bool(text):
+        raise InvalidInput("give exactly one of --audio or --text")
+    store = open_store(StoreConfig.from_env())
+    spec = render_pb2.RenderSpec(
+        face=common_pb2.ObjectRef(key=upload(store, face, "face")), passes=passes, interpolate=interpolate
+    )
+    if audio:
+        spec.audio.key = upload(store, audio, "audio")
+    else:
+        spec.text = text
+    req = render_pb2.CreateRenderRequest(renders=[spec], idempotency_key=idempotency_key)
+    for r in _call(_stub(address).CreateRender, req, application).renders:
+        click.echo(r.render_id)
+
+
+@click.command()
+@click.argument("render_id")
+@address_opt
+@app_opt
+def watch(render_id, address, application):
+    """Stream a render's progress until it ends."""
+    from lihq.v1 import render_pb2
+
+    console = Console()
+    stream = _call(
+        _stub(address).WatchRender, render_pb2.WatchRenderRequest(render_id=render_id), application, 86400
+    )
+    try:
+        for ev in stream:
+            console.print(_line(ev.render))
+    except grpc.RpcError as exc:
+        raise error_from_rpc(exc) from exc
+
+
+@click.command()
+@click.argument("render_id")
+@address_opt
+@app_opt
+def status(render_id, address, application):
+    """Show one render."""
+    from lihq.v1 import render_pb2
+
+    click.echo(
+        _line(_call(_stub(address).GetRender, render_pb2.GetRenderRequest(render_id=render_id), application))
+    )
+
+
+@click.command()
+@click.argument("render_id")
+@address_opt
+@app_opt
+def cancel(render_id, address, application):
+    """Cancel a render (stops scheduling, cancels in-flight calls)."""
+    from lihq.v1 import render_pb2
+
+    req = render_pb2.CancelRenderRequest(render_id=render_id)
+    click.echo(_line(_call(_stub(address).CancelRender, req, application)))
+
+
+@click.command(name="list")
+@address_opt
+@app_opt
+def list_renders(address, application):
+    """List renders."""
+    from lihq.v1 import render_pb2
+
+    token = ""
+    while True:
+        page = _call(_stub(address).ListRenders, render_pb2.ListRendersRequest(page_token=token), application)
+        for r in page.renders:
+            click.echo(_line(r))
+        token = page.next_page_token
+        if not token:
+            return

@@ -1,0 +1,53 @@
+"""`lihq submit / watch / status / cancel / list` against a RenderService on a plain gRPC host
+(stages faked in-process at the edge; the real stages are the e2e test's)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from skimage.data import astronaut
+
+from lihq.cli.main import cli
+from lihq.storage import FileStore
+from lihq.v1 import render_pb2
+from orchestrator.core import Orchestrator
+from orchestrator.scheduler import Limits, RetryPolicy
+from orchestrator.servicer import RenderServicer
+from tests.mediafiles import espeak_wav
+from tests.orchestrator.test_core import FakeStages
+from tests.plaingrpc import plain_server
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-client")
+    store = FileStore(root / "store", "lihq")
+    orch = Orchestrator(
+        store, FakeStages(), Limits(default_concurrency=4), RetryPolicy(attempts=2, base_s=0.001)
+    )
+    with plain_server(RenderServicer(orch), [render_pb2.DESCRIPTOR.services_by_name["RenderService"]]) as ch:
+        yield root, ch.lihq_address
+
+
+def run(*args, env):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_submit_watch_status_list(service, tmp_path):
+    root, address = service
+    env = {"LIHQ_STORE_DIR": str(root / "store"), "LIHQ_BUCKET": "lihq"}
+    Image.fromarray(astronaut()).save(tmp_path / "f.png")
+    wav = espeak_wav(tmp_path / "a.wav", "Hi.")
+    r = run("submit", "--face", str(tmp_path / "f.png"), "--audio", str(wav), "--address", address, env=env)
+    assert r.exit_code == 0, r.output
+    rid = r.output.strip()
+    w = run("watch", rid, "--address", address, env=env)
+    assert w.exit_code == 0 and "SUCCEEDED" in w.output.splitlines()[-1]
+    s = run("status", rid, "--address", address, env=env)
+    assert rid in s.output and "output=renders/x/output.mp4" in s.output
+    assert rid in run("list", "--address", address, env=env).output
+    bad = run("status", "0123456789abcdef", "--address", address, env=env)
+    assert bad.exit_code == 1 and "error: no render" in bad.output and "Traceback" not in bad.output
+    both = run("submit", "--face", str(tmp_path / "f.png"), "--address", address, env=env)
+    assert both.exit_code == 2 and "exactly one of --audio or --text" in both.output
