@@ -15,6 +15,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.config import StoreConfig
 from lihq.grpc.client import StageEndpoint
 from lihq.stages import StageEndpoints
@@ -36,10 +37,7 @@ class OrchestratorArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> OrchestratorArgs:
-        args = dict(args or {})
-        unknown = sorted(set(args) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"orchestrator app: unknown args {unknown}")
+        args = checked_args("orchestrator", cls, args)
         return cls(**args)
 
     def endpoints(self, env: dict[str, str] | None = None) -> dict[str, StageEndpoint]:

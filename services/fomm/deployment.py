@@ -17,7 +17,7 @@ Example `args:` ({} is valid: auto device, batch 25, fp32):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.config import WeightsConfig
 from lihq.errors import LihqError
 from lihq.log import stage_logger
@@ -52,11 +53,7 @@ class FommAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> FommAppArgs:
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"fomm app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("fomm", cls, args)
         if "preload" in args:
             args["preload"] = tuple(args["preload"] or ())
         bad = sorted((set(args.get("checkpoints") or {}) | set(args.get("preload", ()))) - set(CHECKPOINTS))

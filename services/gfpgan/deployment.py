@@ -13,7 +13,7 @@ RealESRGAN x2 on top for the background), so a replica asks for half a GPU by de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.config import WeightsConfig
 from lihq.errors import LihqError
 from lihq.storage import open_app_store
@@ -47,11 +48,7 @@ class GfpganAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> GfpganAppArgs:
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"gfpgan app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("gfpgan", cls, args)
         parsed = cls(**args)
         try:
             parsed.runner_config().validate()

@@ -16,6 +16,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.storage import open_app_store
 from services.media.runner import MediaRunner, MediaRunnerConfig
 from services.media.servicer import MediaServicer
@@ -32,11 +33,7 @@ class MediaAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> MediaAppArgs:
-        args = dict(args or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"media app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("media", cls, args)
         return cls(**args)
 
 

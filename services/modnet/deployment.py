@@ -17,6 +17,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.config import WeightsConfig
 from lihq.errors import LihqError
 from lihq.storage import open_app_store
@@ -42,11 +43,7 @@ class ModnetAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> ModnetAppArgs:
-        args = dict(args or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"modnet app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("modnet", cls, args)
         parsed = cls(**args)
         try:
             parsed.runner_config()

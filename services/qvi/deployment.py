@@ -9,7 +9,7 @@ may override. Missing weights do not stop the replica: each call answers FAILED_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.config import WeightsConfig
 from lihq.storage import open_app_store
 from lihq.torchutil import check_precision
@@ -40,11 +41,7 @@ class QVIAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> QVIAppArgs:
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"qvi app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("qvi", cls, args)
         out = cls(**args)
         check_precision(out.precision)
         if out.batch_size < 1 or out.num_gpus < 0 or out.num_cpus < 0:

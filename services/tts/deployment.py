@@ -12,7 +12,6 @@ them. Store settings and the weights dir come from the environment (`LIHQ_*`, se
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.errors import LihqError
 from lihq.storage import open_app_store
 from lihq.torchutil import resolve_device
@@ -53,11 +53,7 @@ class TtsAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> TtsAppArgs:
-        args = dict(args or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"tts app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("tts", cls, args)
         hints = typing.get_type_hints(cls)
         for name, value in args.items():
             if name == "preload":

@@ -9,7 +9,6 @@ settings: device, precision, batch sizes, explicit weight paths. GPU fraction: 0
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from ray import serve
 from ray.serve import Application
 
 from lihq import log as lihq_log
+from lihq.appargs import checked_args
 from lihq.storage import open_app_store
 from services.wav2lip.runner import CHECKPOINTS, Wav2LipRunner, Wav2LipRunnerConfig
 from services.wav2lip.servicer import LipSyncServicer
@@ -44,11 +44,7 @@ class Wav2LipAppArgs:
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> Wav2LipAppArgs:
-        args = dict(args or {})
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(args) - set(known))
-        if unknown:
-            raise ValueError(f"wav2lip app: unknown args {unknown}; known: {sorted(known)}")
+        args = checked_args("wav2lip", cls, args)
         hints = typing.get_type_hints(cls)
         for name, value in args.items():
             if name == "preload":
