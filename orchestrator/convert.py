@@ -57,6 +57,7 @@ def spec_from_proto(p: render_pb2.RenderSpec) -> RenderSpec:
         paste_back=p.paste_back,
         draft_seconds=p.draft_seconds,
         seed=p.seed,
+        segment_frames=p.segment_frames,
     )
 
 
@@ -79,6 +80,7 @@ def spec_to_proto(s: RenderSpec) -> render_pb2.RenderSpec:
         paste_back=s.paste_back,
         draft_seconds=s.draft_seconds,
         seed=s.seed,
+        segment_frames=s.segment_frames,
     )
     if s.audio_key:
         p.audio.key = s.audio_key
