@@ -13,6 +13,8 @@ LIHQ_S3_ENDPOINT     host:port or URL of an S3 server; when set, the S3 store is
 LIHQ_S3_ACCESS_KEY / LIHQ_S3_SECRET_KEY / LIHQ_S3_REGION / LIHQ_S3_SECURE (1/0; default from URL scheme)
 LIHQ_S3_RETRIES      bounded retries before a storage call is reported UNAVAILABLE (default 3)
 LIHQ_WEIGHTS_DIR     where checkpoints live (default: $LIHQ_HOME/weights)
+LIHQ_WEBHOOK_SECRET / LIHQ_WEBHOOK_TIMEOUT_S / LIHQ_WEBHOOK_MAX_ATTEMPTS / LIHQ_WEBHOOK_ALLOW_HOSTS
+                     render-finished webhooks (WebhookConfig; orchestrator/webhook.py)
 """
 
 from __future__ import annotations
@@ -168,3 +170,48 @@ class RayConfig:
     def apply_auth_env(self) -> None:
         """Ray reads its auth mode from the process environment only."""
         os.environ["RAY_AUTH_MODE"] = self.auth_mode
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """How the orchestrator POSTs `render.finished` webhooks (orchestrator/webhook.py).
+
+    LIHQ_WEBHOOK_SECRET        HMAC-SHA256 key of the X-LIHQ-Signature header (empty: sent unsigned)
+    LIHQ_WEBHOOK_TIMEOUT_S     per-attempt timeout (default 10)
+    LIHQ_WEBHOOK_MAX_ATTEMPTS  attempts per delivery, the first included (default 5)
+    LIHQ_WEBHOOK_ALLOW_HOSTS   comma-separated host names a webhook_url may name (empty: any host)
+
+    Retries wait `backoff_s`, doubling each time, at most `max_backoff_s` (a Retry-After too).
+    """
+
+    secret: str = field(default="", repr=False)  # never in logs
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    allow_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.max_attempts < 1 or self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise InvalidInput(
+                f"webhook config: timeout_s={self.timeout_s} must be > 0, max_attempts="
+                f"{self.max_attempts} >= 1, backoff_s={self.backoff_s} and max_backoff_s >= 0"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookConfig:
+        e = _env(env)
+        try:
+            timeout_s = float(e.get("LIHQ_WEBHOOK_TIMEOUT_S") or 10.0)
+            attempts = int(e.get("LIHQ_WEBHOOK_MAX_ATTEMPTS") or 5)
+        except ValueError as exc:
+            raise InvalidInput(f"LIHQ_WEBHOOK_TIMEOUT_S / LIHQ_WEBHOOK_MAX_ATTEMPTS: {exc}") from exc
+        hosts = tuple(
+            h.strip().lower() for h in e.get("LIHQ_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()
+        )
+        return cls(
+            secret=e.get("LIHQ_WEBHOOK_SECRET", ""),
+            timeout_s=timeout_s,
+            max_attempts=attempts,
+            allow_hosts=hosts,
+        )

@@ -32,6 +32,7 @@ from orchestrator.state import (
     RenderStore,
     new_render_id,
 )
+from orchestrator.webhook import WebhookConfig, WebhookSender, validate_webhook_url
 
 log = logging.getLogger("lihq.orchestrator")
 PRECHECK = ("face", "speech", "reference")  # global tasks run at creation when the spec has them
@@ -46,11 +47,13 @@ class Orchestrator:
         retry: RetryPolicy | None = None,
         synthetic: bool = False,
         on_finished: Callable[[RenderRecord], None] | None = None,
+        webhooks: WebhookConfig | None = None,
     ) -> None:
         self.renders = RenderStore(store)
         self.executor, self.limits, self.retry = executor, limits or Limits(), retry or RetryPolicy()
         self.synthetic = synthetic
         self.on_finished = on_finished
+        self.webhooks = WebhookSender(webhooks or WebhookConfig.from_env(), self.renders)
         self._running: dict[str, tuple[asyncio.Task, Scheduler | None]] = {}
         self._changed: dict[str, asyncio.Condition] = {}
         self._user_cancelled: set[str] = set()
@@ -61,6 +64,7 @@ class Orchestrator:
     ) -> list[RenderRecord]:
         if not specs:
             raise InvalidInput("a request needs at least one render")
+        webhook_url = validate_webhook_url(webhook_url, self.webhooks.cfg.allow_hosts)
         known = self.renders.lookup_idempotent(idempotency_key)
         if known is not None:
             return [self.renders.load(rid) for rid in known]
@@ -166,6 +170,8 @@ class Orchestrator:
             self.renders.save(rec)
             self._running.pop(rec.render_id, None)
             await self._notify(rec.render_id)
+            if rec.state in TERMINAL:
+                self.webhooks.schedule(rec)
             if self.on_finished is not None and rec.state in TERMINAL:
                 self.on_finished(rec)
 
@@ -201,6 +207,10 @@ class Orchestrator:
             await asyncio.gather(entry[0], return_exceptions=True)
         return self.renders.load(render_id)
 
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """Give webhook deliveries in flight up to `timeout_s` to finish (renders are left as they are)."""
+        await self.webhooks.aclose(timeout_s)
+
     # -- queries and control ----------------------------------------------------------------------
     def get(self, render_id: str) -> RenderRecord:
         return self.renders.load(render_id)
@@ -223,6 +233,7 @@ class Orchestrator:
         if rec.state not in TERMINAL:
             rec = replace(rec, state=CANCELLED, error="cancelled")
             self.renders.save(rec)
+            self.webhooks.schedule(rec)
         return rec
 
     def _cond(self, render_id: str) -> asyncio.Condition:

@@ -3,7 +3,12 @@
 Stage addresses come from app args (`stages: {app: {address, application}}`), defaulting to the Serve
 gRPC proxy this app runs behind, so a model can be swapped by editing one stage's entry. Run it with
 ONE replica: running renders live in the replica that started them (state is in the store; a second
-replica would also resume them — see the README).
+replica would also resume them — see the README). A replica that starts (after a crash, an upgrade,
+or `lihq host --app orchestrator` restarted) resumes every unfinished render at once.
+
+Args (all optional): proxy_address, stages, concurrency {stage: n}, deadline_s {stage: s},
+retry {attempts, base_s, max_s} (backoff on UNAVAILABLE / RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED),
+synthetic.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from lihq.stages import StageEndpoints
 from lihq.storage import open_store
 from orchestrator.core import Orchestrator
 from orchestrator.executor import GrpcExecutor
-from orchestrator.scheduler import Limits
+from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer
 
 STAGE_APPS = ("media", "tts", "fomm", "wav2lip", "gfpgan", "qvi", "modnet")
@@ -33,12 +38,29 @@ class OrchestratorArgs:
     proxy_address: str = ""  # empty: LIHQ_STAGES_ADDRESS, else 127.0.0.1:9000
     stages: dict[str, dict[str, str]] = field(default_factory=dict)
     concurrency: dict[str, int] = field(default_factory=dict)
+    deadline_s: dict[str, float] = field(default_factory=dict)  # per stage; default 900 s
+    retry: dict[str, float] = field(default_factory=dict)  # {attempts, base_s, max_s}; see RetryPolicy
     synthetic: bool = False
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> OrchestratorArgs:
         args = checked_args("orchestrator", cls, args)
-        return cls(**args)
+        out = cls(**args)
+        out.retry_policy()  # a bad retry block fails the deploy, not the first render
+        return out
+
+    def retry_policy(self) -> RetryPolicy:
+        unknown = sorted(set(self.retry) - {"attempts", "base_s", "max_s"})
+        if unknown:
+            raise ValueError(
+                f"orchestrator app: unknown retry keys {unknown}; known: attempts, base_s, max_s"
+            )
+        policy = RetryPolicy(**{k: (int(v) if k == "attempts" else float(v)) for k, v in self.retry.items()})
+        if policy.attempts < 1 or policy.base_s < 0 or policy.max_s < policy.base_s:
+            raise ValueError(
+                f"orchestrator app: retry {self.retry} needs attempts >= 1 and 0 <= base_s <= max_s"
+            )
+        return policy
 
     def endpoints(self, env: dict[str, str] | None = None) -> dict[str, StageEndpoint]:
         """Per stage: app args > LIHQ_STAGE_<NAME>_* (the `lihq-stages` ConfigMap) > the default proxy.
@@ -62,7 +84,8 @@ def make_orchestrator(args: OrchestratorArgs) -> Orchestrator:
     return Orchestrator(
         open_store(StoreConfig.from_env()),
         executor,
-        Limits(concurrency=args.concurrency),
+        Limits(concurrency=args.concurrency, deadline_s=args.deadline_s),
+        args.retry_policy(),
         synthetic=args.synthetic,
     )
 
@@ -71,19 +94,16 @@ def make_orchestrator(args: OrchestratorArgs) -> Orchestrator:
     name="RenderService", num_replicas=1, ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64
 )
 class RenderDeployment(RenderServicer):
-    def __init__(self, args: OrchestratorArgs) -> None:
+    async def __init__(self, args: OrchestratorArgs) -> None:
+        """Async, so the renders a previous replica left unfinished resume on this replica's event loop
+        as soon as it starts (Serve runs async constructors on the replica's loop)."""
         lihq_log.configure()
         super().__init__(make_orchestrator(args))
-        self._resumed = False
-
-    async def _resume_once(self) -> None:
-        if not self._resumed:
-            self._resumed = True
-            await self.orch.resume_all()
-
-    async def CreateRender(self, request, grpc_context=None):  # noqa: N802
-        await self._resume_once()
-        return await super().CreateRender(request, grpc_context)
+        resumed = await self.orch.resume_all()
+        if resumed:
+            lihq_log.stage_logger("orchestrator").info(
+                "resumed %d unfinished renders: %s", len(resumed), resumed
+            )
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

@@ -8,7 +8,8 @@ from typing import Any
 from lihq.errors import InvalidInput
 from lihq.grpc.errors import apply_error, rpc_method
 from lihq.grpc.health import HealthMixin
-from lihq.v1 import render_pb2
+from lihq.v1 import common_pb2, render_pb2
+from orchestrator import uploads
 from orchestrator.convert import STATE_NAMES, render_to_proto, spec_from_proto
 from orchestrator.core import Orchestrator
 
@@ -42,6 +43,13 @@ class RenderServicer(HealthMixin):
         page = recs[start : start + size]
         nxt = str(start + size) if start + size < len(recs) else ""
         return render_pb2.ListRendersResponse(renders=[render_to_proto(r) for r in page], next_page_token=nxt)
+
+    @rpc_method(render_pb2.UploadInputResponse)
+    async def UploadInput(self, request_stream: AsyncIterator[Any], grpc_context: Any = None):  # noqa: N802
+        """Client stream of chunks -> inputs/<sha256>.<ext> (never overwritten); see orchestrator/uploads.py."""
+        up = await uploads.receive(self.orch.renders.store, request_stream)
+        ref = common_pb2.ObjectRef(key=up.info.key, sha256=up.sha256, size=up.info.size)
+        return render_pb2.UploadInputResponse(object=ref, existed=up.existed)
 
     async def WatchRender(  # noqa: N802
         self, request: render_pb2.WatchRenderRequest, grpc_context: Any = None

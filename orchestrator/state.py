@@ -48,6 +48,7 @@ class RenderRecord:
     notes: list[str] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> outputs
     webhook_url: str = ""
+    webhook: dict[str, Any] = field(default_factory=dict)  # delivery outcome: orchestrator/webhook.py
 
     def to_json(self) -> bytes:
         d = asdict(self)

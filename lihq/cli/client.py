@@ -1,5 +1,6 @@
 """`lihq submit / watch / status / cancel / list`: talk to a running RenderService (`lihq serve`, or a
-cluster's proxy) over gRPC. Inputs are uploaded to the configured store under inputs/<sha256>.<ext>."""
+cluster's proxy) over gRPC. Inputs go up through RenderService.UploadInput (no store credentials needed)
+and land content-addressed under inputs/<sha256>.<ext>."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import click
 import grpc
 from rich.console import Console
 
-from lihq.config import StoreConfig
 from lihq.errors import InvalidInput
 from lihq.grpc.errors import error_from_rpc
 
@@ -44,6 +44,26 @@ def _line(r) -> str:
     return out
 
 
+def upload_file(stub, path: Path, application: str, what: str = "file") -> str:
+    """Stream one local file to UploadInput; return its inputs/ key."""
+    from orchestrator.uploads import chunks
+
+    if not path.is_file():
+        raise InvalidInput(f"{what} {path}: no such file")
+    return _call(stub.UploadInput, chunks(path), application, timeout=3600).object.key
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@address_opt
+@app_opt
+def upload(files, address, application):
+    """Upload files through RenderService.UploadInput; print each one's key (use it in a RenderSpec)."""
+    stub = _stub(address)
+    for path in files:
+        click.echo(f"{upload_file(stub, path, application)}  {path}")
+
+
 @click.command()
 @click.option("--face", type=click.Path(path_type=Path), required=True)
 @click.option("--audio", type=click.Path(path_type=Path), default=None)
@@ -54,23 +74,22 @@ def _line(r) -> str:
 @address_opt
 @app_opt
 def submit(face, audio, text, passes, interpolate, idempotency_key, address, application):
-    """Create a render on a running RenderService; print its id."""
-    from lihq.cli.render import upload
-    from lihq.storage import open_store
+    """Create a render on a running RenderService (inputs uploaded through it); print its id."""
     from lihq.v1 import common_pb2, render_pb2
 
     if bool(audio) == bool(text):
         raise InvalidInput("give exactly one of --audio or --text")
-    store = open_store(StoreConfig.from_env())
+    stub = _stub(address)
+    face_key = upload_file(stub, face, application, "face")
     spec = render_pb2.RenderSpec(
-        face=common_pb2.ObjectRef(key=upload(store, face, "face")), passes=passes, interpolate=interpolate
+        face=common_pb2.ObjectRef(key=face_key), passes=passes, interpolate=interpolate
     )
     if audio:
-        spec.audio.key = upload(store, audio, "audio")
+        spec.audio.key = upload_file(stub, audio, application, "audio")
     else:
         spec.text = text
     req = render_pb2.CreateRenderRequest(renders=[spec], idempotency_key=idempotency_key)
-    for r in _call(_stub(address).CreateRender, req, application).renders:
+    for r in _call(stub.CreateRender, req, application).renders:
         click.echo(r.render_id)
 
 

@@ -80,6 +80,41 @@ def serve(config_path: Path, grpc_port: int | None, http_port: int | None, ready
         serving.shutdown()
 
 
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_SERVE_CONFIG,
+    show_default=True,
+    help="Serve config whose apps (import path + args) to host.",
+)
+@click.option("--app", "apps", multiple=True, required=True, help="App to host (repeat for several).")
+@click.option("--address", default="127.0.0.1:50051", show_default=True, help="host:port to listen on.")
+def host(config_path: Path, apps: tuple[str, ...], address: str) -> None:
+    """Host apps of a Serve config on one plain gRPC server, without Ray (a stage outside the cluster)."""
+    import asyncio
+
+    from lihq import plainhost, serving
+
+    cfg = serving.load_serve_config(config_path)
+
+    async def run() -> None:
+        server, port, hosted = await plainhost.host(cfg, apps, address)
+        services = ", ".join(s.full_name for a in hosted for s in a.services)
+        click.echo(f"ready: {address.rsplit(':', 1)[0]}:{port} apps={','.join(apps)} services: {services}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        click.echo("shutting down")
+        await server.stop(grace=5)
+
+    asyncio.run(run())
+
+
 def _register_optional() -> None:
     """Mount command groups that live in their own modules."""
     from lihq.cli.weights import weights
@@ -97,9 +132,9 @@ def _register_optional() -> None:
     from lihq.cli.tts import tts
 
     cli.add_command(tts)
-    from lihq.cli.client import cancel, list_renders, status, submit, watch
+    from lihq.cli.client import cancel, list_renders, status, submit, upload, watch
 
-    for cmd in (submit, watch, status, cancel, list_renders):
+    for cmd in (upload, submit, watch, status, cancel, list_renders):
         cli.add_command(cmd)
 
 

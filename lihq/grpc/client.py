@@ -25,7 +25,12 @@ class StageClient:
         self.endpoint = endpoint
         self.channel = grpc.insecure_channel(
             endpoint.address,
-            options=[("grpc.max_receive_message_length", 16 << 20)],
+            options=[
+                ("grpc.max_receive_message_length", 16 << 20),
+                # a restarted stage replica is reached within seconds, not after grpc's 2-minute cap
+                ("grpc.initial_reconnect_backoff_ms", 500),
+                ("grpc.max_reconnect_backoff_ms", 5000),
+            ],
         )
         self.stub = stub_cls(self.channel)
         self.timeout_s = timeout_s

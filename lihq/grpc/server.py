@@ -64,15 +64,32 @@ def _stream_handler(servicer: Any, name: str, req_cls: type, resp_cls: type) -> 
     )
 
 
+def _client_stream_handler(servicer: Any, name: str, req_cls: type, resp_cls: type) -> grpc.RpcMethodHandler:
+    """Client streaming: the servicer's method takes (async iterator of requests, grpc_context)."""
+    unary = _unary_handler(servicer, name, req_cls, resp_cls)
+    return grpc.stream_unary_rpc_method_handler(
+        unary.unary_unary,
+        request_deserializer=req_cls.FromString,
+        response_serializer=resp_cls.SerializeToString,
+    )
+
+
 def generic_handler(servicer: Any, service: ServiceDescriptor) -> grpc.GenericRpcHandler:
-    """Route every unary and server-streaming method of `service` to the same-named servicer method."""
+    """Route every unary, server-streaming and client-streaming method of `service` to the same-named
+    servicer method (bidirectional streams are not used by LIHQ's protos)."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for m in service.methods:
-        if m.client_streaming or not hasattr(servicer, m.name):
+        if (m.client_streaming and m.server_streaming) or not hasattr(servicer, m.name):
             continue
         req = message_factory.GetMessageClass(m.input_type)
         resp = message_factory.GetMessageClass(m.output_type)
-        make = _stream_handler if m.server_streaming else _unary_handler
+        make = (
+            _client_stream_handler
+            if m.client_streaming
+            else _stream_handler
+            if m.server_streaming
+            else _unary_handler
+        )
         handlers[m.name] = make(servicer, m.name, req, resp)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
@@ -81,16 +98,25 @@ async def serve_plain(
     servicer: Any, services: Sequence[ServiceDescriptor], address: str = "127.0.0.1:0"
 ) -> tuple[grpc.aio.Server, int]:
     """Start a grpc.aio server for `servicer` with health + reflection; return (server, bound port)."""
-    server = grpc.aio.server()
-    for svc in services:
-        server.add_generic_rpc_handlers((generic_handler(servicer, svc),))
+    return await serve_plain_many([(servicer, services)], address)
+
+
+async def serve_plain_many(
+    hosted: Sequence[tuple[Any, Sequence[ServiceDescriptor]]], address: str = "127.0.0.1:0"
+) -> tuple[grpc.aio.Server, int]:
+    """Several servicers (distinct services) on one server, with health + reflection for all."""
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
+    all_services = [svc for _, services in hosted for svc in services]
+    for servicer, services in hosted:
+        for svc in services:
+            server.add_generic_rpc_handlers((generic_handler(servicer, svc),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [s.full_name for s in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME]
+    names = [s.full_name for s in all_services] + [health.SERVICE_NAME, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(address)
     await server.start()
-    for svc in services:
+    for svc in all_services:
         await health_servicer.set(svc.full_name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     return server, port

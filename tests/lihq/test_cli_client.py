@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -36,7 +38,7 @@ def run(*args, env):
 
 def test_submit_watch_status_list(service, tmp_path):
     root, address = service
-    env = {"LIHQ_STORE_DIR": str(root / "store"), "LIHQ_BUCKET": "lihq"}
+    env = {"LIHQ_STORE_DIR": str(tmp_path / "not-the-servers-store")}  # inputs go up through the RPC
     Image.fromarray(astronaut()).save(tmp_path / "f.png")
     wav = espeak_wav(tmp_path / "a.wav", "Hi.")
     r = run("submit", "--face", str(tmp_path / "f.png"), "--audio", str(wav), "--address", address, env=env)
@@ -51,3 +53,22 @@ def test_submit_watch_status_list(service, tmp_path):
     assert bad.exit_code == 1 and "error: no render" in bad.output and "Traceback" not in bad.output
     both = run("submit", "--face", str(tmp_path / "f.png"), "--address", address, env=env)
     assert both.exit_code == 2 and "exactly one of --audio or --text" in both.output
+    assert not (tmp_path / "not-the-servers-store").exists()
+
+
+def test_upload_stores_content_addressed_and_never_rewrites(service, tmp_path):
+    root, address = service
+    store = FileStore(root / "store", "lihq")
+    wav = espeak_wav(tmp_path / "speech.WAV", "Hello.")
+    before = wav.read_bytes()
+    r = run("upload", str(wav), "--address", address, env={})
+    assert r.exit_code == 0, r.output
+    key = r.output.split()[0]
+    assert key == f"inputs/{hashlib.sha256(before).hexdigest()}.wav"
+    assert store.get_bytes(key) == before and wav.read_bytes() == before
+    mtime = (root / "store" / "lihq" / key).stat().st_mtime_ns
+    again = run("upload", str(wav), "--address", address, env={})
+    assert again.output.split()[0] == key
+    assert (root / "store" / "lihq" / key).stat().st_mtime_ns == mtime  # not rewritten
+    missing = run("upload", str(tmp_path / "nope.png"), "--address", address, env={})
+    assert missing.exit_code != 0 and "no such file" in missing.output and "Traceback" not in missing.output
