@@ -1,19 +1,30 @@
 """Batch rendering: a JSONL manifest in the bucket -> bounded-concurrency runs -> a results manifest.
 
 This is what the k8s batch RayJob runs (`python -m orchestrator.batch`). It needs no Ray compute of its
-own: each job is one call (or a short chain of calls) to the stage services over gRPC.
+own: each job is one call (or a short chain of calls) over gRPC, made by a *renderer* (`--renderer
+module:factory`, env LIHQ_BATCH_RENDERER). Two ship here:
 
-Manifest (one JSON object per line; blank lines and lines starting with '#' are ignored)
+`render_service_renderer` (the k8s batch job's): one render per line on the orchestrator's RenderService
+    {"key": "clip-0001", "render": {"face": {"key": "inputs/<sha256>.png"}, "audio": {"key": ...}}}
+    key          unique in the manifest; names the job in logs and results
+    render       a lihq.v1.RenderSpec in protobuf JSON (snake_case or camelCase; unknown fields refused)
+    webhook_url  optional, passed to CreateRender
+    The render is created with an idempotency key derived from (manifest key, job key, line digest), so
+    a re-run or a retried RayJob finds the render it already created instead of making another; it is
+    followed with WatchRender (GetRender when the stream drops) until it ends. Only a render that ended
+    FAILED or CANCELLED in an earlier run is rendered again, under the next key of that line.
+    The orchestrator is the `orchestrator` entry of `lihq.stages` (LIHQ_STAGE_ORCHESTRATOR_ADDRESS /
+    _APPLICATION, default: LIHQ_STAGES_ADDRESS and application "orchestrator").
+
+`stage_call_renderer` (the CLI default): one unary stage call per line
     {"key": "clip-0001", "op": "lihq.v1.MediaService/Encode", "request": {...}}
-    key      unique in the manifest; names the job in logs and results
     op       "<gRPC service>/<Method>" of any unary stage method; the stage serving that service is
              found through `lihq.stages` (so a swapped stage is used as configured)
     request  the request message in protobuf JSON (snake_case or camelCase field names)
-A line may carry other fields for another renderer (`--renderer module:factory`); issue #7 plugs in
-RenderService.CreateRender that way (`{"key": ..., "render": RenderSpec}`).
 
 Results manifest (one line per manifest job, in manifest order)
     {"key", "status": "succeeded" | "failed", "error", "outputs": [object keys], "attempts", "wall_s"}
+    + "render_id" when the job made a render (render_service_renderer), failed or not.
 
 Resumable: each finished job writes `<results>.state/<sha256(key)>.json` at once, so a re-run (a
 RayJob retry, or the operator after fixing inputs) skips jobs that already succeeded with the same
@@ -28,13 +39,19 @@ import importlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lihq.errors import InvalidInput, LihqError
+import grpc
+from google.protobuf import json_format
+
+from lihq.errors import Cancelled, FailedPrecondition, Internal, InvalidInput, LihqError
+from lihq.grpc.client import StageEndpoint
+from lihq.grpc.errors import error_from_rpc
 from lihq.storage.base import ObjectStore, validate_key
+from lihq.v1 import render_pb2, render_pb2_grpc
 
 log = logging.getLogger("lihq.batch")
 
@@ -44,12 +61,18 @@ FAILED = "failed"
 
 @dataclass(frozen=True)
 class Job:
-    """One manifest line. `digest` identifies its content: a changed line is not 'already done'."""
+    """One manifest line. `digest` identifies its content: a changed line is not 'already done'.
+
+    `manifest` is the manifest's object key; `failed_runs` counts the earlier runs that recorded this
+    very line (same digest) as failed — a renderer may use it to retry work those runs left failed.
+    """
 
     key: str
     line: int
     raw: dict[str, Any]
     digest: str
+    manifest: str = ""
+    failed_runs: int = 0
 
     @property
     def op(self) -> str:
@@ -72,16 +95,30 @@ class JobResult:
     attempts: int = 0
     wall_s: float = 0.0
     digest: str = ""
+    render_id: str = ""  # the render the job made (render_service_renderer); in results only when set
+    failed_runs: int = 0  # runs that recorded this line as failed, this one included (state only)
 
     def line(self) -> dict[str, Any]:
         d = asdict(self)
         d["outputs"] = list(self.outputs)
         d.pop("digest")
+        d.pop("failed_runs")
+        if not self.render_id:
+            d.pop("render_id")
         return d
 
 
-# A renderer: run one job to completion, return the object keys it produced; raise LihqError on failure.
-RenderOne = Callable[[Job], list[str]]
+@dataclass(frozen=True)
+class Rendered:
+    """What a renderer may return instead of a bare key list: the outputs and the render that made them."""
+
+    outputs: list[str]
+    render_id: str = ""
+
+
+# A renderer: run one job to completion, return the object keys it produced (or a `Rendered`); raise
+# LihqError on failure — with a `render_id` attribute when the failure belongs to a render it made.
+RenderOne = Callable[[Job], list[str] | Rendered]
 
 
 @dataclass(frozen=True)
@@ -119,7 +156,7 @@ class BatchSummary:
         return self.failed == 0
 
 
-def parse_manifest(text: str) -> list[Job]:
+def parse_manifest(text: str, manifest_key: str = "") -> list[Job]:
     """Parse JSONL into jobs. Malformed lines or duplicate keys refuse the whole manifest (with line
     numbers): nothing runs until the manifest is unambiguous."""
     jobs: list[Job] = []
@@ -142,7 +179,7 @@ def parse_manifest(text: str) -> list[Job]:
         else:
             seen[key] = n
             digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
-            jobs.append(Job(key, n, raw, digest))
+            jobs.append(Job(key, n, raw, digest, manifest_key))
     if problems:
         shown = "; ".join(problems[:10]) + (f"; … {len(problems) - 10} more" if len(problems) > 10 else "")
         raise InvalidInput(f"batch manifest is invalid: {shown}")
@@ -175,14 +212,24 @@ def run_job(job: Job, render_one: RenderOne, cfg: BatchConfig, sleep: Callable[[
     """Run one job with bounded retries of retryable errors; never raises for a job's own failure."""
     t0 = time.perf_counter()
     attempt = 0
+    render_id = ""
     while True:
         attempt += 1
         try:
-            outputs = render_one(job)
+            done = render_one(job)
+            outputs, render_id = (done.outputs, done.render_id) if isinstance(done, Rendered) else (done, "")
             return JobResult(
-                job.key, SUCCEEDED, "", tuple(outputs), attempt, time.perf_counter() - t0, job.digest
+                job.key,
+                SUCCEEDED,
+                outputs=tuple(outputs),
+                attempts=attempt,
+                wall_s=time.perf_counter() - t0,
+                digest=job.digest,
+                render_id=render_id,
+                failed_runs=job.failed_runs,
             )
         except LihqError as exc:
+            render_id = getattr(exc, "render_id", "") or render_id
             if exc.retryable and attempt < cfg.max_attempts:
                 log.info(
                     "job %s: %s (%s), retrying", job.key, exc.code, exc.message, extra={"render_id": job.key}
@@ -193,7 +240,16 @@ def run_job(job: Job, render_one: RenderOne, cfg: BatchConfig, sleep: Callable[[
         except Exception as exc:  # a renderer bug must not take the other jobs down
             log.exception("job %s crashed", job.key, extra={"render_id": job.key})
             error = f"INTERNAL: {type(exc).__name__}: {exc}"
-        return JobResult(job.key, FAILED, error, (), attempt, time.perf_counter() - t0, job.digest)
+        return JobResult(
+            job.key,
+            FAILED,
+            error,
+            attempts=attempt,
+            wall_s=time.perf_counter() - t0,
+            digest=job.digest,
+            render_id=render_id,
+            failed_runs=job.failed_runs + 1,
+        )
 
 
 def _write_results(store: ObjectStore, cfg: BatchConfig, jobs: list[Job], done: dict[str, JobResult]) -> None:
@@ -208,15 +264,13 @@ def run_batch(
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchSummary:
     """Run every job of the manifest not already succeeded; write state per job and the results."""
-    jobs = parse_manifest(store.get_bytes(cfg.manifest_key).decode("utf-8"))
+    jobs = parse_manifest(store.get_bytes(cfg.manifest_key).decode("utf-8"), cfg.manifest_key)
     previous = load_states(store, cfg)
-    done = {
-        j.key: previous[j.key]
-        for j in jobs
-        if j.key in previous and previous[j.key].status == SUCCEEDED and previous[j.key].digest == j.digest
-    }
+    same = {j.key: previous[j.key] for j in jobs if j.key in previous and previous[j.key].digest == j.digest}
+    done = {k: r for k, r in same.items() if r.status == SUCCEEDED}
     skipped = len(done)
-    todo = [j for j in jobs if j.key not in done]
+    todo = [replace(j, failed_runs=same[j.key].failed_runs) if j.key in same else j for j in jobs]
+    todo = [j for j in todo if j.key not in done]
     log.info(
         "batch %s: %d jobs, %d already done, running %d", cfg.manifest_key, len(jobs), skipped, len(todo)
     )
@@ -299,6 +353,186 @@ def stage_call_renderer(endpoints: Any, store: ObjectStore) -> RenderOne:
     return StageCallRenderer(endpoints)
 
 
+# -- the k8s batch job's renderer: one render per job on the orchestrator's RenderService -------------
+RENDER_LINE_FIELDS = ("key", "render", "webhook_url")
+# codes after which watching a render again cannot help (the render is gone, or the id is refused)
+_FINAL_WATCH_CODES = frozenset({"NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED", "FAILED_PRECONDITION"})
+_ENDED = (
+    render_pb2.RENDER_STATE_SUCCEEDED,
+    render_pb2.RENDER_STATE_FAILED,
+    render_pb2.RENDER_STATE_CANCELLED,
+)
+_ENDED_BADLY = (render_pb2.RENDER_STATE_FAILED, render_pb2.RENDER_STATE_CANCELLED)
+
+
+def render_request(job: Job) -> render_pb2.CreateRenderRequest:
+    """The CreateRender request of a line `{"key", "render": RenderSpec JSON, "webhook_url"?}` (no
+    idempotency key yet). A bad line is InvalidInput naming the job: it fails that job, not the batch."""
+    extra = sorted(set(job.raw) - set(RENDER_LINE_FIELDS))
+    if extra:
+        raise InvalidInput(
+            f"job {job.key!r}: unknown field(s) {extra}; a render line has {list(RENDER_LINE_FIELDS)}"
+        )
+    spec = job.raw.get("render")
+    if not isinstance(spec, dict):
+        raise InvalidInput(
+            f"job {job.key!r}: `render` must be a lihq.v1.RenderSpec object in protobuf JSON, e.g. "
+            '{"face": {"key": "inputs/<sha256>.png"}, "audio": {"key": "inputs/<sha256>.wav"}}'
+        )
+    hook = job.raw.get("webhook_url", "")
+    if not isinstance(hook, str):
+        raise InvalidInput(f"job {job.key!r}: `webhook_url` must be a string")
+    try:
+        msg = json_format.ParseDict(spec, render_pb2.RenderSpec())
+    except json_format.ParseError as exc:
+        raise InvalidInput(f"job {job.key!r}: `render` is not a lihq.v1.RenderSpec: {exc}") from exc
+    return render_pb2.CreateRenderRequest(renders=[msg], webhook_url=hook)
+
+
+def idempotency_key(job: Job, generation: int = 0) -> str:
+    """CreateRender's idempotency key for a job: the same manifest, key and line always name the same
+    render (so a re-run, a retried RayJob or a retried call never makes a second one). Generation n > 0
+    is the n-th render of that line after earlier ones ended FAILED or CANCELLED."""
+    digest = hashlib.sha256(json.dumps([job.manifest, job.key, job.digest]).encode()).hexdigest()
+    return f"batch:{digest}:{generation}"
+
+
+def _with_render(err: LihqError, render_id: str) -> LihqError:
+    """Tag a job's failure with its render, for the results line (`run_job` reads `render_id`)."""
+    err.render_id = render_id  # type: ignore[attr-defined]
+    return err
+
+
+class RenderServiceRenderer:
+    """Runs each job as one render on RenderService (protos/lihq/v1/render.proto) and waits for it.
+
+    create: CreateRender with `idempotency_key(job, n)`. A render that already ended FAILED/CANCELLED
+        under key n is from an earlier run (`job.failed_runs` of them at most): the job moves to key n+1.
+    follow: WatchRender until the render ends. The stream is reopened every `watch_window_s`; when it
+        drops, GetRender is polled every `poll_s` until the orchestrator answers again (it resumes its
+        renders after a restart), for at most `reconnect_s` without an answer — then Unavailable, which
+        `run_job` retries (CreateRender with the same key finds the same render).
+    SUCCEEDED -> [the output key]; FAILED -> FailedPrecondition naming the stage; CANCELLED -> Cancelled.
+    Call errors come back typed (`error_from_rpc`): INVALID_ARGUMENT fails the job, UNAVAILABLE is retried.
+    """
+
+    def __init__(
+        self,
+        endpoint: StageEndpoint,
+        create_timeout_s: float = 600.0,
+        call_timeout_s: float = 30.0,
+        watch_window_s: float = 300.0,
+        poll_s: float = 2.0,
+        reconnect_s: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.endpoint = endpoint
+        self.channel = grpc.insecure_channel(endpoint.address)
+        self.stub = render_pb2_grpc.RenderServiceStub(self.channel)
+        self.create_timeout_s, self.call_timeout_s = create_timeout_s, call_timeout_s
+        self.watch_window_s, self.poll_s, self.reconnect_s = watch_window_s, poll_s, reconnect_s
+        self.sleep = sleep
+
+    def __call__(self, job: Job) -> Rendered:
+        return self.follow(self.create(job, render_request(job)))
+
+    def _call(self, method: Callable[..., Any], request: Any, timeout_s: float) -> Any:
+        try:
+            return method(request, metadata=(("application", self.endpoint.application),), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+
+    def create(self, job: Job, request: render_pb2.CreateRenderRequest) -> render_pb2.Render:
+        generation = 0
+        while True:
+            request.idempotency_key = idempotency_key(job, generation)
+            renders = self._call(self.stub.CreateRender, request, self.create_timeout_s).renders
+            if len(renders) != 1:
+                raise Internal(f"job {job.key!r}: CreateRender answered {len(renders)} renders for one spec")
+            render = renders[0]
+            if render.state not in _ENDED_BADLY or generation >= job.failed_runs:
+                log.info(
+                    "job %s: render %s (%s)",
+                    job.key,
+                    render.render_id,
+                    render_pb2.RenderState.Name(render.state),
+                    extra={"render_id": render.render_id},
+                )
+                return render
+            log.info(
+                "job %s: render %s of an earlier run ended %s; rendering again",
+                job.key,
+                render.render_id,
+                render_pb2.RenderState.Name(render.state),
+                extra={"render_id": render.render_id},
+            )
+            generation += 1
+
+    def follow(self, render: render_pb2.Render) -> Rendered:
+        """Wait for `render` to end; its outcome (or a typed error tagged with its id)."""
+        rid = render.render_id
+        heard = time.monotonic()
+        while render.state not in _ENDED:
+            try:
+                for event in self._watch(rid):
+                    render, heard = event.render, time.monotonic()
+                    if render.state in _ENDED:
+                        break
+            except LihqError as exc:
+                if exc.code in _FINAL_WATCH_CODES:
+                    raise _with_render(exc, rid) from exc
+                log.info("render %s: watch dropped (%s), polling", rid, exc.code, extra={"render_id": rid})
+            if render.state in _ENDED:
+                break
+            try:  # the stream ended early or dropped: ask, then watch again
+                render = self._call(
+                    self.stub.GetRender, render_pb2.GetRenderRequest(render_id=rid), self.call_timeout_s
+                )
+                heard = time.monotonic()
+            except LihqError as exc:
+                if not exc.retryable or time.monotonic() - heard > self.reconnect_s:
+                    raise _with_render(exc, rid) from exc
+            if render.state not in _ENDED:
+                self.sleep(self.poll_s)
+        return self._outcome(render)
+
+    def _watch(self, render_id: str) -> Iterator[render_pb2.RenderEvent]:
+        """WatchRender for at most `watch_window_s` (a typed error if the stream breaks)."""
+        stream = self.stub.WatchRender(
+            render_pb2.WatchRenderRequest(render_id=render_id),
+            metadata=(("application", self.endpoint.application),),
+            timeout=self.watch_window_s,
+        )
+        try:
+            yield from stream
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        finally:
+            stream.cancel()
+
+    @staticmethod
+    def _outcome(render: render_pb2.Render) -> Rendered:
+        rid = render.render_id
+        if render.state == render_pb2.RENDER_STATE_SUCCEEDED:
+            if not render.output.key:
+                raise _with_render(Internal(f"render {rid} succeeded without an output"), rid)
+            return Rendered([render.output.key], rid)
+        if render.state == render_pb2.RENDER_STATE_CANCELLED:
+            raise _with_render(Cancelled(f"render {rid} was cancelled"), rid)
+        where = f" at stage {render.error_stage}" if render.error_stage else ""
+        err = FailedPrecondition(f"render {rid} failed{where}: {render.error or 'no error recorded'}")
+        raise _with_render(err, rid)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def render_service_renderer(endpoints: Any, store: ObjectStore) -> RenderOne:
+    """`--renderer` factory of the k8s batch job: one render per job on RenderService, found as the
+    `orchestrator` entry of `lihq.stages` (`endpoints`: a StageEndpoints)."""
+    return RenderServiceRenderer(endpoints.get("orchestrator"))
+
+
 # -- the command the RayJob runs --------------------------------------------------------------------
 def run_configured(
     manifest: str, results: str, concurrency: int, max_attempts: int, renderer: str, stages_yaml: str | None
@@ -337,7 +571,8 @@ def main(argv: list[str] | None = None) -> None:
         envvar="LIHQ_BATCH_RENDERER",
         default="orchestrator.batch:stage_call_renderer",
         show_default=True,
-        help="module:factory; factory(endpoints, store) -> render_one(job) -> [output keys].",
+        help="module:factory; factory(endpoints, store) -> render_one(job) -> [output keys]. "
+        "orchestrator.batch:render_service_renderer renders `render` lines on RenderService.",
     )
     @click.option(
         "--stages",
@@ -370,4 +605,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m` runs this file as __main__; the renderer factory (`--renderer orchestrator.batch:…`)
+    # imports it again as orchestrator.batch. Run that module's main, so both share one set of classes
+    # (`Rendered`, `Job`) and isinstance checks hold.
+    from orchestrator.batch import main as _main
+
+    _main()

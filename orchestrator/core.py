@@ -19,7 +19,15 @@ from lihq.grpc.errors import as_lihq_error
 from lihq.log import stage_logger
 from lihq.storage.base import ObjectStore
 from orchestrator.plan import Plan, Task, build_plan
-from orchestrator.scheduler import Executor, Limits, RetryPolicy, Scheduler, TaskFailed, TaskResult
+from orchestrator.scheduler import (
+    Executor,
+    Limits,
+    RetryPolicy,
+    Scheduler,
+    TaskFailed,
+    TaskResult,
+    call_with_retry,
+)
 from orchestrator.spec import RenderSpec, check, with_defaults
 from orchestrator.state import (
     CANCELLED,
@@ -90,9 +98,8 @@ class Orchestrator:
         for tid in PRECHECK:
             if tid in plan.tasks:
                 task = plan.tasks[tid]
-                res = await self._executor_for(rec).run(
-                    task, {d: TaskResult(rec.results[d]) for d in task.deps}
-                )
+                deps = {d: TaskResult(rec.results[d]) for d in task.deps}
+                res = await call_with_retry(self._executor_for(rec), task, deps, self.limits, self.retry)
                 rec.results[tid] = dict(res.outputs)
         speech = rec.results.get("speech", {})
         ref = rec.results.get("reference", {})
@@ -125,7 +132,8 @@ class Orchestrator:
     async def _ensure_speech(self, rec: RenderRecord) -> None:
         if "speech" not in rec.results:
             plan = build_plan(rec.spec, 1.0)
-            res = await self._executor_for(rec).run(plan.tasks["speech"], {})
+            task = plan.tasks["speech"]
+            res = await call_with_retry(self._executor_for(rec), task, {}, self.limits, self.retry)
             rec.results["speech"] = dict(res.outputs)
             self.renders.save(rec)
 

@@ -62,6 +62,27 @@ class Limits:
         return float(self.deadline_s.get(stage, self.default_deadline_s))
 
 
+async def call_with_retry(
+    executor: Executor, task: Task, deps: Mapping[str, TaskResult], limits: Limits, retry: RetryPolicy
+) -> TaskResult:
+    """One task outside a Scheduler (creation-time checks): the same deadline and retry rules."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await asyncio.wait_for(executor.run(task, deps), limits.deadline(task.stage))
+        except TimeoutError as exc:
+            err: LihqError = DeadlineExceeded(
+                f"{task.id}: no answer within {limits.deadline(task.stage):.0f} s"
+            )
+            cause: BaseException = exc
+        except Exception as exc:  # noqa: BLE001 - classified below
+            err, cause = as_lihq_error(exc), exc
+        if not err.retryable or attempt >= retry.attempts:
+            raise err from cause
+        await asyncio.sleep(retry.delay(attempt))
+
+
 class TaskFailed(LihqError):
     """A task failed for good. `code` is the task's own error code (INVALID_ARGUMENT stays that)."""
 

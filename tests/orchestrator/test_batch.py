@@ -1,36 +1,54 @@
 """The batch job: manifest parsing, bounded concurrency, results, retries and resuming.
 
-Unit tests use a FileStore and fake renderers; the integration tests run the real entry point (the
-command the k8s RayJob runs) against the S3 server and a MediaService on a plain gRPC server.
+Unit tests use a FileStore and fake renderers; the render-service tests run `render_service_renderer`
+against a real RenderService (orchestrator core + fake stages) on a plain gRPC server over a FileStore;
+the integration tests run the real entry point (the command the k8s RayJob runs) against the S3 server
+and a MediaService on a plain gRPC server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lihq.errors import InvalidInput, NotFound, Unavailable
+from lihq.grpc.client import StageEndpoint
 from lihq.stages import StageEndpoints
 from lihq.storage import FileStore
+from lihq.v1 import render_pb2, render_pb2_grpc
 from orchestrator.batch import (
     FAILED,
     SUCCEEDED,
     BatchConfig,
     Job,
+    RenderServiceRenderer,
     StageCallRenderer,
+    idempotency_key,
     parse_manifest,
+    render_request,
+    render_service_renderer,
     run_batch,
     state_key,
 )
+from orchestrator.core import Orchestrator
+from orchestrator.scheduler import Limits, RetryPolicy, TaskResult
+from orchestrator.servicer import RenderServicer
+from orchestrator.state import RenderStore
 from tests.k8s.plainmedia import plain_media_server
 from tests.mediafiles import lavfi_video
+from tests.orchestrator.test_core import FakeStages
+from tests.plaingrpc import plain_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,6 +215,274 @@ def test_a_torn_state_object_is_ignored(store):
     store.put_bytes(state_key(cfg(), "a"), b"{not json")
     rec = Recorder(delay=0)
     assert run_batch(store, cfg(), rec).ok and rec.calls == ["a"]
+
+
+# -- render_service_renderer against a real RenderService on a plain gRPC server -----------------------
+class OutputStages(FakeStages):
+    """FakeStages bound to each render (as GrpcExecutor is): `encode` writes renders/<id>/output.mp4 to the
+    store; a face in `fail` (face key -> [task id, times]) fails at that task that many times."""
+
+    def __init__(self, store, delay: float = 0.0) -> None:
+        super().__init__()
+        self.store, self.delay = store, delay
+        self.fail: dict[str, list] = {}
+        self.rec = None
+
+    def for_render(self, rec):
+        child = copy.copy(self)  # shares calls, fail and the store
+        child.rec = rec
+        return child
+
+    async def run(self, task, deps):
+        plan = self.fail.get(self.rec.spec.face_key)
+        if plan and task.id == plan[0] and plan[1] > 0:
+            plan[1] -= 1
+            raise InvalidInput(f"bad frames in {task.id}")
+        await asyncio.sleep(self.delay)
+        res = await super().run(task, deps)
+        if task.id != "encode":
+            return res
+        key = f"renders/{self.rec.render_id}/output.mp4"
+        self.store.put_bytes(key, b"not really an mp4")
+        return TaskResult(dict(res.outputs) | {"video": key})
+
+
+class RenderHost:
+    """A RenderService over `store` with OutputStages, on a plain gRPC server at `address`."""
+
+    def __init__(self, store, address: str, stub, stages: OutputStages) -> None:
+        self.store, self.address, self.stub, self.stages = store, address, stub, stages
+        self.opened: list[RenderServiceRenderer] = []
+
+    def renderer(self, cls=RenderServiceRenderer, **kw) -> RenderServiceRenderer:
+        r = cls(StageEndpoint(self.address, "orchestrator"), **({"poll_s": 0.01} | kw))
+        self.opened.append(r)
+        return r
+
+    def renders(self) -> list:
+        return list(self.stub.ListRenders(render_pb2.ListRendersRequest(page_size=500)).renders)
+
+
+@pytest.fixture
+def host(store) -> Iterator[RenderHost]:
+    stages = OutputStages(store)
+    orch = Orchestrator(store, stages, Limits(default_concurrency=2), RetryPolicy(attempts=2, base_s=0.001))
+    service = render_pb2.DESCRIPTOR.services_by_name["RenderService"]
+    with plain_server(RenderServicer(orch), [service]) as ch:
+        h = RenderHost(store, ch.lihq_address, render_pb2_grpc.RenderServiceStub(ch), stages)
+        yield h
+        for r in h.opened:
+            r.close()
+
+
+def render_line(key: str, face: str = "", **extra) -> dict:
+    spec = {"face": {"key": face or f"inputs/{key}.png"}, "audio": {"key": "inputs/a.wav"}}
+    return {"key": key, "render": spec | {"segmentFrames": 10}} | extra
+
+
+def rows_by_key(store, results: str = "batches/b1/results.jsonl") -> dict[str, dict]:
+    return {r["key"]: r for r in read_results(store, results)}
+
+
+def test_render_lines_become_renders_whose_outputs_are_in_the_store(host, store):
+    lines = [render_line(f"clip-{i}") for i in range(3)]
+    lines[1]["webhook_url"] = "https://example.com/hook"
+    put_manifest(store, "batches/b1/manifest.jsonl", lines)
+    endpoints = StageEndpoints.from_env({"LIHQ_STAGE_ORCHESTRATOR_ADDRESS": host.address})
+    renderer = render_service_renderer(endpoints, store)
+    try:
+        summary = run_batch(store, cfg(concurrency=3), renderer)
+    finally:
+        renderer.close()
+    assert (summary.total, summary.succeeded, summary.failed) == (3, 3, 0)
+    rows = read_results(store, "batches/b1/results.jsonl")
+    assert [r["key"] for r in rows] == ["clip-0", "clip-1", "clip-2"]
+    assert set(rows[0]) == {"key", "status", "error", "outputs", "attempts", "wall_s", "render_id"}
+    assert {r["render_id"] for r in rows} == {r.render_id for r in host.renders()}
+    for r in rows:
+        assert r["status"] == SUCCEEDED and r["outputs"] == [f"renders/{r['render_id']}/output.mp4"]
+        assert store.exists(r["outputs"][0]) and r["attempts"] == 1
+    saved = RenderStore(store).load(rows[1]["render_id"])
+    assert saved.spec.face_key == "inputs/clip-1.png" and saved.webhook_url == "https://example.com/hook"
+
+
+def test_a_render_failing_at_a_stage_fails_its_job_with_the_stage_named(host, store):
+    host.stages.fail["inputs/bad.png"] = ["wav2lip/1", 99]
+    lines = [render_line("a"), render_line("b", face="inputs/bad.png"), render_line("c")]
+    put_manifest(store, "batches/b1/manifest.jsonl", lines)
+    summary = run_batch(store, cfg(), host.renderer())
+    rows = rows_by_key(store)
+    assert (summary.succeeded, summary.failed) == (2, 1)
+    bad = rows["b"]
+    assert bad["status"] == FAILED and bad["attempts"] == 1 and bad["outputs"] == []
+    assert bad["error"].startswith(
+        f"FAILED_PRECONDITION: render {bad['render_id']} failed at stage wav2lip: "
+    )
+    assert "bad frames in wav2lip/1" in bad["error"]
+    assert rows["a"]["status"] == rows["c"]["status"] == SUCCEEDED
+
+
+def test_bad_render_lines_fail_their_job_with_invalid_argument_and_the_batch_goes_on(host, store):
+    refused_here = {  # key -> line, what the error says
+        "stage-call-line": (
+            {"op": "lihq.v1.MediaService/Encode", "request": {}},
+            "unknown field(s) ['op', 'request']",
+        ),
+        "no-render": ({}, "`render` must be a lihq.v1.RenderSpec object"),
+        "not-an-object": ({"render": ["inputs/a.png"]}, "`render` must be a lihq.v1.RenderSpec object"),
+        "unknown-field": (
+            {"render": {"face": {"key": "inputs/a.png"}, "colour": 1}},
+            'no field named "colour"',
+        ),
+        "typo": (render_line("x", webhok_url="https://example.com"), "unknown field(s) ['webhok_url']"),
+    }
+    lines = [line | {"key": key} for key, (line, _) in refused_here.items()]
+    lines += [render_line("x") | {"key": "three-passes"}, render_line("good")]
+    lines[-2]["render"]["passes"] = 3  # valid JSON for a RenderSpec; the orchestrator refuses it
+    put_manifest(store, "batches/b1/manifest.jsonl", lines)
+    summary = run_batch(store, cfg(), host.renderer(), sleep=lambda s: None)
+    rows = rows_by_key(store)
+    assert (summary.succeeded, summary.failed) == (1, 6) and rows["good"]["status"] == SUCCEEDED
+    for key, (_, needle) in refused_here.items():
+        assert rows[key]["status"] == FAILED and rows[key]["attempts"] == 1, rows[key]
+        assert (
+            rows[key]["error"].startswith(f"INVALID_ARGUMENT: job {key!r}: ") and needle in rows[key]["error"]
+        )
+    refused = rows["three-passes"]
+    assert refused["error"].startswith("INVALID_ARGUMENT: ") and "passes" in refused["error"]
+    assert refused["attempts"] == 1 and "render_id" not in refused  # not retried, nothing created
+    assert len(host.renders()) == 1
+
+
+def test_rerun_after_a_failed_render_reruns_only_that_job_and_duplicates_nothing(host, store):
+    host.stages.fail["inputs/flaky.png"] = ["fomm1/0", 1]  # fails once, then the stage works
+    lines = [render_line("a"), render_line("b", face="inputs/flaky.png"), render_line("c")]
+    put_manifest(store, "batches/b1/manifest.jsonl", lines)
+    calls: list[str] = []
+    renderer = host.renderer()
+
+    def counted(job: Job):
+        calls.append(job.key)
+        return renderer(job)
+
+    assert run_batch(store, cfg(), counted).failed == 1
+    first = rows_by_key(store)
+    assert (
+        first["b"]["status"] == FAILED and "at stage fomm" in first["b"]["error"] and len(host.renders()) == 3
+    )
+
+    calls.clear()
+    summary = run_batch(store, cfg(), counted)
+    assert calls == ["b"] and (summary.succeeded, summary.skipped) == (3, 2)
+    second = rows_by_key(store)
+    assert second["a"] == first["a"] and second["c"] == first["c"]
+    assert second["b"]["status"] == SUCCEEDED and second["b"]["render_id"] != first["b"]["render_id"]
+    renders = host.renders()  # the failed render, plus one succeeded render per job
+    assert len(renders) == 4
+    ok = [r.render_id for r in renders if r.state == render_pb2.RENDER_STATE_SUCCEEDED]
+    assert sorted(ok) == sorted(second[k]["render_id"] for k in "abc")
+
+    calls.clear()
+    assert run_batch(store, cfg(), counted).skipped == 3 and calls == [] and len(host.renders()) == 4
+    # a retried call of the same job (same line) finds the same render instead of making another
+    [job] = [
+        j
+        for j in parse_manifest(store.get_bytes(cfg().manifest_key).decode(), cfg().manifest_key)
+        if j.key == "a"
+    ]
+    assert renderer(job).render_id == first["a"]["render_id"] and len(host.renders()) == 4
+
+
+def test_a_killed_batch_resumes_and_reattaches_to_the_render_in_flight(host, store):
+    put_manifest(store, "batches/b1/manifest.jsonl", [render_line(f"j{i}") for i in range(4)])
+    created: dict[str, str] = {}
+
+    class DiesAfterCreatingJ2(RenderServiceRenderer):
+        def create(self, job, request):
+            render = super().create(job, request)
+            created[job.key] = render.render_id
+            if job.key == "j2":
+                raise Crash()  # the driver dies with j2's render running on the orchestrator
+            return render
+
+    with pytest.raises(Crash):
+        run_batch(store, cfg(concurrency=1), host.renderer(DiesAfterCreatingJ2))
+    assert sorted(created) == ["j0", "j1", "j2"] and not store.exists(state_key(cfg(), "j2"))
+    summary = run_batch(store, cfg(concurrency=2), host.renderer())
+    assert summary.ok and summary.skipped == 2
+    rows = rows_by_key(store)
+    assert rows["j2"]["render_id"] == created["j2"]  # the same render, followed to its end
+    assert len(host.renders()) == 4 and all(store.exists(r["outputs"][0]) for r in rows.values())
+
+
+def test_a_dropped_watch_falls_back_to_get_render_and_watches_again(host, store):
+    host.stages.delay = 0.02  # a render lasts well over several watch windows
+    put_manifest(store, "batches/b1/manifest.jsonl", [render_line("slow")])
+    methods: list[str] = []
+
+    class Recording(RenderServiceRenderer):
+        def _call(self, method, request, timeout_s):
+            methods.append(type(request).__name__)
+            return super()._call(method, request, timeout_s)
+
+    summary = run_batch(store, cfg(), host.renderer(Recording, watch_window_s=0.03))
+    assert summary.ok and rows_by_key(store)["slow"]["attempts"] == 1
+    assert methods[0] == "CreateRenderRequest" and methods.count("GetRenderRequest") >= 2
+
+
+def test_an_unreachable_orchestrator_is_retried_then_recorded_as_unavailable(store):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    put_manifest(store, "batches/b1/manifest.jsonl", [render_line("a")])
+    renderer = RenderServiceRenderer(StageEndpoint(f"127.0.0.1:{port}", "orchestrator"), create_timeout_s=5)
+    sleeps: list[float] = []
+    try:
+        summary = run_batch(store, cfg(max_attempts=3, backoff_s=0.1), renderer, sleep=sleeps.append)
+    finally:
+        renderer.close()
+    [row] = read_results(store, "batches/b1/results.jsonl")
+    assert summary.failed == 1 and row["attempts"] == 3 and row["error"].startswith("UNAVAILABLE")
+    assert sleeps == [0.1, 0.2] and "render_id" not in row
+
+
+def test_idempotency_keys_name_the_manifest_the_line_and_the_generation():
+    [a] = parse_manifest(json.dumps(render_line("a")), "batches/b1/manifest.jsonl")
+    [same] = parse_manifest(json.dumps(render_line("a")), "batches/b1/manifest.jsonl")
+    [other_batch] = parse_manifest(json.dumps(render_line("a")), "batches/b2/manifest.jsonl")
+    [edited] = parse_manifest(
+        json.dumps(render_line("a", face="inputs/new.png")), "batches/b1/manifest.jsonl"
+    )
+    assert idempotency_key(a) == idempotency_key(same)
+    keys = {idempotency_key(a), idempotency_key(a, 1), idempotency_key(other_batch), idempotency_key(edited)}
+    assert len(keys) == 4
+
+
+def test_the_k8s_example_render_manifest_is_valid():
+    text = (REPO / "k8s/examples/batch-render/manifest.jsonl").read_text()
+    jobs = parse_manifest(text)
+    assert jobs and all(render_request(j).renders[0].face.key for j in jobs)
+
+
+def test_the_k8s_batch_job_runs_render_lines_through_render_service(host, store, tmp_path):
+    """The command of the RayJob with k8s/batch/batch.env's renderer, as a process."""
+    batch_env = dict(
+        line.split("=", 1) for line in (REPO / "k8s/batch/batch.env").read_text().splitlines() if "=" in line
+    )
+    assert batch_env["LIHQ_BATCH_RENDERER"] == "orchestrator.batch:render_service_renderer"
+    put_manifest(store, "batches/b1/manifest.jsonl", [render_line("a"), render_line("b")])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIHQ_S3_", "LIHQ_STAGE"))}
+    env |= batch_env | {
+        "LIHQ_BATCH_MANIFEST": "batches/b1/manifest.jsonl",
+        "LIHQ_BATCH_RESULTS": "batches/b1/results.jsonl",
+        "LIHQ_STORE_DIR": str(tmp_path / "store"),
+        "LIHQ_BUCKET": "lihq-batch",
+        "LIHQ_STAGE_ORCHESTRATOR_ADDRESS": host.address,
+    }
+    done = run_cli(env)
+    assert done.returncode == 0, done.stderr
+    assert "2 jobs, 2 succeeded (0 from earlier runs), 0 failed" in done.stdout
+    assert all(store.exists(r["outputs"][0]) for r in read_results(store, "batches/b1/results.jsonl"))
 
 
 # -- against a real media stage (plain gRPC) and the S3 server ---------------------------------------

@@ -1,0 +1,86 @@
+"""Test helper process: host Serve apps as `lihq host` does, recording every unary call.
+
+    python -m tests.integration.stagehost CONFIG ADDRESS CALLS_LOG FAIL_FIRST APP [APP ...]
+
+Each call appends one JSON line to CALLS_LOG: {"method", "outcome": ok | error | injected, "outputs":
+[object keys in the response]}. The first FAIL_FIRST calls of every method answer UNAVAILABLE
+(a stage replica that is still starting, or overloaded), counted as "injected". Prints "ready <port>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import grpc
+
+from lihq import plainhost, serving
+from lihq.errors import Unavailable
+
+
+def object_keys(msg: Any) -> list[str]:
+    """Every ObjectRef key in a response message, depth first."""
+    out: list[str] = []
+    for field, value in msg.ListFields():
+        if field.message_type is None:
+            continue
+        items = value if field.is_repeated else [value]
+        if field.message_type.full_name == "lihq.v1.ObjectRef":
+            out.extend(v.key for v in items if v.key)
+        elif not field.message_type.GetOptions().map_entry:
+            for v in items:
+                out.extend(object_keys(v))
+    return out
+
+
+class Recording:
+    def __init__(self, inner: Any, methods: set[str], log_path: str, fail_first: int) -> None:
+        self._inner, self._methods, self._fail_first = inner, methods, fail_first
+        self._log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._seen: dict[str, int] = {}
+
+    def _write(self, **line: Any) -> None:
+        os.write(self._log, (json.dumps(line) + "\n").encode())
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self._methods:
+            return attr
+
+        async def call(request: Any, grpc_context: Any = None) -> Any:
+            n = self._seen[name] = self._seen.get(name, 0) + 1
+            if n <= self._fail_first:
+                self._write(method=name, outcome="injected", outputs=[])
+                raise Unavailable(f"injected: {name} call {n} of the first {self._fail_first}")
+            response = await attr(request, grpc_context=grpc_context)
+            code = grpc_context.code() if grpc_context is not None else None
+            ok = code in (None, grpc.StatusCode.OK)
+            self._write(method=name, outcome="ok" if ok else "error", outputs=object_keys(response))
+            return response
+
+        return call
+
+
+async def main(config: str, address: str, calls: str, fail_first: int, apps: list[str]) -> None:
+    cfg = serving.load_serve_config(config)
+    hosted = [await plainhost.instantiate(a) for a in plainhost.select_apps(cfg, apps)]
+    from lihq.grpc.server import serve_plain_many
+
+    pairs = []
+    for app in hosted:
+        unary = {m.name for s in app.services for m in s.methods if not m.server_streaming}
+        pairs.append((Recording(app.servicer, unary, calls, fail_first), app.services))
+    server, port = await serve_plain_many(pairs, address)
+    print(f"ready {port}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(grace=1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]))
