@@ -30,6 +30,8 @@ class StageClient:
                 # a restarted stage replica is reached within seconds, not after grpc's 2-minute cap
                 ("grpc.initial_reconnect_backoff_ms", 500),
                 ("grpc.max_reconnect_backoff_ms", 5000),
+                # several replicas behind one name (a headless Service, or "ipv4:h1:p1,h2:p2"): spread calls
+                ("grpc.lb_policy_name", "round_robin"),
             ],
         )
         self.stub = stub_cls(self.channel)

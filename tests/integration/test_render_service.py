@@ -37,3 +37,24 @@ def test_create_render_validates_inputs_through_the_stages(serve_stack, tmp_path
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "audio or text" in ei.value.details()
         after = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=MD, timeout=60)
         assert len(after.renders) == len(before.renders)  # nothing half-done was left behind
+
+
+def test_upload_input_streams_through_the_proxy_into_the_store(serve_stack, tmp_path):
+    """Client streaming through Serve's gRPC proxy: chunks in, inputs/<sha256>.<ext> out, never rewritten."""
+    import hashlib
+
+    from orchestrator.uploads import chunks
+
+    store = open_store(StoreConfig.from_env(serve_stack.env))
+    wav = espeak_wav(tmp_path / "up.wav", "Uploading through the proxy.")
+    data = wav.read_bytes()
+    with serve_stack.channel() as ch:
+        stub = render_pb2_grpc.RenderServiceStub(ch)
+        r = stub.UploadInput(chunks(wav, chunk=16_384), metadata=MD, timeout=120)
+        assert r.object.key == f"inputs/{hashlib.sha256(data).hexdigest()}.wav" and not r.existed
+        assert store.get_bytes(r.object.key) == data
+        assert stub.UploadInput(chunks(wav), metadata=MD, timeout=120).existed
+        bad = iter([render_pb2.UploadInputRequest(filename="x.wav", data=b"abc", sha256="0" * 64)])
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.UploadInput(bad, metadata=MD, timeout=60)
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "does not match" in ei.value.details()

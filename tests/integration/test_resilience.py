@@ -1,6 +1,6 @@
 """Resume and stage failures against the real stage servicers (synthetic weights) over real gRPC.
 
-The stages run in one process (`tests/integration/stagehost.py`: the apps of serve_configs as
+The stages run in one process (`bench/stagehost.py`: the apps of serve_configs as
 `lihq host` builds them, every call recorded); the orchestrator runs in another (`lihq host --app
 orchestrator`), so each can be killed with SIGKILL mid-render. Every render uses its own file store, so
 nothing is shared between them through the stages' content-addressed caches, and every output must
@@ -102,7 +102,7 @@ class Cluster:
         raise TimeoutError(f"{name} not ready on {port}")
 
     def start_stages(self, fail_first: int = 0) -> None:
-        cmd = [sys.executable, "-m", "tests.integration.stagehost", str(self.config)]
+        cmd = [sys.executable, "-m", "bench.stagehost", str(self.config)]
         cmd += [f"127.0.0.1:{self.stage_port}", str(self.calls_log), str(fail_first), *STAGE_APPS]
         self.stages = self._spawn("stages", cmd)
         self._wait_ready(self.stages, "stages", self.stage_port)

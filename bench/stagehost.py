@@ -1,25 +1,56 @@
-"""Test helper process: host Serve apps as `lihq host` does, recording every unary call.
+"""A recording stage host: Serve apps hosted as `lihq host` does, every unary call logged.
 
-    python -m tests.integration.stagehost CONFIG ADDRESS CALLS_LOG FAIL_FIRST APP [APP ...]
+    python -m bench.stagehost CONFIG ADDRESS CALLS_LOG FAIL_FIRST APP [APP ...]
 
 Each call appends one JSON line to CALLS_LOG: {"method", "outcome": ok | error | injected, "outputs":
-[object keys in the response]}. The first FAIL_FIRST calls of every method answer UNAVAILABLE
-(a stage replica that is still starting, or overloaded), counted as "injected". Prints "ready <port>".
+[object keys in the response], "server_s": seconds in the servicer, "store_s": seconds of it spent in
+object-store calls}. The first FAIL_FIRST calls of every method answer UNAVAILABLE (a replica still
+starting, or overloaded), logged as "injected". Used by bench/orchestrator_bench.py (overhead figures)
+and tests/integration/test_resilience.py (call counts, injected failures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import grpc
 
 from lihq import plainhost, serving
 from lihq.errors import Unavailable
+
+_STORE_S: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("store_s", default=None)
+TIMED = ("put_bytes", "put_file", "put_stream", "get_bytes", "get_file", "stat", "exists", "delete")
+
+
+def time_store_calls() -> None:
+    """Add the time of every store call to the current request's counter (asyncio.to_thread copies
+    the context into the worker thread, so calls made there are counted too)."""
+    from lihq.storage.fs import FileStore
+    from lihq.storage.s3 import S3Store
+
+    for cls in (FileStore, S3Store):
+        for name in TIMED:
+            fn = getattr(cls, name)
+
+            @functools.wraps(fn)
+            def timed(*args: Any, _fn: Any = fn, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _fn(*args, **kwargs)
+                finally:
+                    acc = _STORE_S.get()
+                    if acc is not None:
+                        acc[0] += time.perf_counter() - t0
+
+            setattr(cls, name, timed)
 
 
 def object_keys(msg: Any) -> list[str]:
@@ -56,16 +87,24 @@ class Recording:
             if n <= self._fail_first:
                 self._write(method=name, outcome="injected", outputs=[])
                 raise Unavailable(f"injected: {name} call {n} of the first {self._fail_first}")
+            acc = [0.0]
+            _STORE_S.set(acc)
+            t0 = time.perf_counter()
             response = await attr(request, grpc_context=grpc_context)
+            server_s = time.perf_counter() - t0
             code = grpc_context.code() if grpc_context is not None else None
             ok = code in (None, grpc.StatusCode.OK)
-            self._write(method=name, outcome="ok" if ok else "error", outputs=object_keys(response))
+            outcome = "ok" if ok else "error"
+            self._write(
+                method=name, outcome=outcome, outputs=object_keys(response), server_s=server_s, store_s=acc[0]
+            )
             return response
 
         return call
 
 
 async def main(config: str, address: str, calls: str, fail_first: int, apps: list[str]) -> None:
+    time_store_calls()
     cfg = serving.load_serve_config(config)
     hosted = [await plainhost.instantiate(a) for a in plainhost.select_apps(cfg, apps)]
     from lihq.grpc.server import serve_plain_many
