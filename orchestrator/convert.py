@@ -115,6 +115,7 @@ def render_to_proto(r: RenderRecord) -> render_pb2.Render:
         output=common_pb2.ObjectRef(key=r.output_key) if r.output_key else None,
         error=r.error,
         error_stage=r.error_stage,
+        error_code=r.error_code,
         created_at=r.created_at,
         updated_at=r.updated_at,
     )

@@ -10,6 +10,7 @@ their results are kept and not recomputed by the render.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -65,6 +66,7 @@ class Orchestrator:
         self._running: dict[str, tuple[asyncio.Task, Scheduler | None]] = {}
         self._changed: dict[str, asyncio.Condition] = {}
         self._user_cancelled: set[str] = set()
+        self._creating: dict[str, tuple[asyncio.Lock, int]] = {}  # idempotency key -> (lock, users)
 
     # -- creation -----------------------------------------------------------------------------
     async def create(
@@ -73,25 +75,46 @@ class Orchestrator:
         if not specs:
             raise InvalidInput("a request needs at least one render")
         webhook_url = validate_webhook_url(webhook_url, self.webhooks.cfg.allow_hosts)
-        known = self.renders.lookup_idempotent(idempotency_key)
-        if known is not None:
-            return [self.renders.load(rid) for rid in known]
-        specs = [check(with_defaults(s)) for s in specs]
-        records = []
-        for i, spec in enumerate(specs):
-            rec = RenderRecord(new_render_id(), spec, synthetic=self.synthetic, webhook_url=webhook_url)
-            try:
-                await self._precheck(rec)
-            except LihqError as exc:
-                prefix = f"render {i + 1} of {len(specs)}: " if len(specs) > 1 else ""
-                raise type(exc)(prefix + exc.message) from exc
-            records.append(rec)
-        for rec in records:  # only now is anything persisted: a bad request leaves nothing behind
-            self.renders.save(rec)
-        self.renders.remember_idempotent(idempotency_key, [r.render_id for r in records])
+        async with self._creating_with(idempotency_key):
+            known = self.renders.lookup_idempotent(idempotency_key)
+            if known is not None:
+                return [self.renders.load(rid) for rid in known]
+            specs = [check(with_defaults(s)) for s in specs]
+            records = []
+            for i, spec in enumerate(specs):
+                rec = RenderRecord(new_render_id(), spec, synthetic=self.synthetic, webhook_url=webhook_url)
+                try:
+                    await self._precheck(rec)
+                except LihqError as exc:
+                    prefix = f"render {i + 1} of {len(specs)}: " if len(specs) > 1 else ""
+                    raise type(exc)(prefix + exc.message) from exc
+                records.append(rec)
+            for rec in records:  # only now is anything persisted: a bad request leaves nothing behind
+                self.renders.save(rec)
+            self.renders.remember_idempotent(idempotency_key, [r.render_id for r in records])
         for rec in records:
             self.start(rec)
         return records
+
+    @contextlib.asynccontextmanager
+    async def _creating_with(self, idempotency_key: str) -> AsyncIterator[None]:
+        """Serialize creations that share an idempotency key: the creation checks take a while, and a
+        concurrent call with the same key must wait and find the renders of the first, not make its own.
+        In-process only (the orchestrator runs as one replica); the lock is dropped when unused."""
+        if not idempotency_key:
+            yield
+            return
+        lock, users = self._creating.get(idempotency_key, (asyncio.Lock(), 0))
+        self._creating[idempotency_key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._creating[idempotency_key]
+            if users > 1:
+                self._creating[idempotency_key] = (lock, users - 1)
+            else:
+                del self._creating[idempotency_key]
 
     async def _precheck(self, rec: RenderRecord) -> None:
         plan = build_plan(rec.spec, audio_duration_s=1.0)  # the globals do not depend on the length

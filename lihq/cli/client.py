@@ -40,7 +40,8 @@ def _line(r) -> str:
     if r.output.key:
         out += f"  output={r.output.key}"
     if r.error:
-        out += f"  error({r.error_stage or '?'})={r.error}"
+        where = ", ".join(x for x in (r.error_stage or "?", r.error_code) if x)
+        out += f"  error({where})={r.error}"
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lihq.errors import InvalidInput, NotFound, Unavailable
+from lihq.errors import FailedPrecondition, InvalidInput, NotFound, Unavailable
 from lihq.grpc.client import StageEndpoint
 from lihq.stages import StageEndpoints
 from lihq.storage import FileStore
@@ -32,14 +32,16 @@ from orchestrator.batch import (
     SUCCEEDED,
     BatchConfig,
     Job,
-    RenderServiceRenderer,
     StageCallRenderer,
-    idempotency_key,
     parse_manifest,
-    render_request,
-    render_service_renderer,
     run_batch,
     state_key,
+)
+from orchestrator.batch_render import (
+    RenderServiceRenderer,
+    idempotency_key,
+    render_request,
+    render_service_renderer,
 )
 from orchestrator.core import Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy, TaskResult
@@ -220,7 +222,8 @@ def test_a_torn_state_object_is_ignored(store):
 # -- render_service_renderer against a real RenderService on a plain gRPC server -----------------------
 class OutputStages(FakeStages):
     """FakeStages bound to each render (as GrpcExecutor is): `encode` writes renders/<id>/output.mp4 to the
-    store; a face in `fail` (face key -> [task id, times]) fails at that task that many times."""
+    store; a face in `fail` (face key -> [task id, times, error type (default InvalidInput)]) fails at
+    that task that many times."""
 
     def __init__(self, store, delay: float = 0.0) -> None:
         super().__init__()
@@ -237,7 +240,7 @@ class OutputStages(FakeStages):
         plan = self.fail.get(self.rec.spec.face_key)
         if plan and task.id == plan[0] and plan[1] > 0:
             plan[1] -= 1
-            raise InvalidInput(f"bad frames in {task.id}")
+            raise (plan[2] if len(plan) > 2 else InvalidInput)(f"bad frames in {task.id}")
         await asyncio.sleep(self.delay)
         res = await super().run(task, deps)
         if task.id != "encode":
@@ -306,20 +309,33 @@ def test_render_lines_become_renders_whose_outputs_are_in_the_store(host, store)
     assert saved.spec.face_key == "inputs/clip-1.png" and saved.webhook_url == "https://example.com/hook"
 
 
-def test_a_render_failing_at_a_stage_fails_its_job_with_the_stage_named(host, store):
+def test_a_render_failing_at_a_stage_fails_its_job_with_the_stage_and_its_code_named(host, store):
     host.stages.fail["inputs/bad.png"] = ["wav2lip/1", 99]
+    host.stages.fail["inputs/down.png"] = ["gfpgan1/0", 99, Unavailable]
     lines = [render_line("a"), render_line("b", face="inputs/bad.png"), render_line("c")]
+    lines.append(render_line("d", face="inputs/down.png"))
     put_manifest(store, "batches/b1/manifest.jsonl", lines)
-    summary = run_batch(store, cfg(), host.renderer())
+    sleeps: list[float] = []
+    summary = run_batch(store, cfg(), host.renderer(), sleep=sleeps.append)
     rows = rows_by_key(store)
-    assert (summary.succeeded, summary.failed) == (2, 1)
-    bad = rows["b"]
+    assert (summary.succeeded, summary.failed) == (2, 2)
+    bad, down = rows["b"], rows["d"]
     assert bad["status"] == FAILED and bad["attempts"] == 1 and bad["outputs"] == []
-    assert bad["error"].startswith(
-        f"FAILED_PRECONDITION: render {bad['render_id']} failed at stage wav2lip: "
-    )
+    assert bad["error"].startswith(f"INVALID_ARGUMENT: render {bad['render_id']} failed at stage wav2lip: ")
     assert "bad frames in wav2lip/1" in bad["error"]
+    # the stage's own code, though retryable, is not retried in this run: the render has ended
+    assert down["error"].startswith(f"UNAVAILABLE: render {down['render_id']} failed at stage gfpgan: ")
+    assert down["attempts"] == 1 and sleeps == []
     assert rows["a"]["status"] == rows["c"]["status"] == SUCCEEDED
+
+
+def test_a_failed_render_without_an_error_code_is_a_failed_precondition():
+    render = render_pb2.Render(
+        render_id="r1", state=render_pb2.RENDER_STATE_FAILED, error="boom", error_stage="encode"
+    )
+    with pytest.raises(FailedPrecondition, match="render r1 failed at stage encode: boom") as ei:
+        RenderServiceRenderer._outcome(render)
+    assert ei.value.render_id == "r1" and not ei.value.retryable
 
 
 def test_bad_render_lines_fail_their_job_with_invalid_argument_and_the_batch_goes_on(host, store):
@@ -469,7 +485,7 @@ def test_the_k8s_batch_job_runs_render_lines_through_render_service(host, store,
     batch_env = dict(
         line.split("=", 1) for line in (REPO / "k8s/batch/batch.env").read_text().splitlines() if "=" in line
     )
-    assert batch_env["LIHQ_BATCH_RENDERER"] == "orchestrator.batch:render_service_renderer"
+    assert batch_env["LIHQ_BATCH_RENDERER"] == "orchestrator.batch_render:render_service_renderer"
     put_manifest(store, "batches/b1/manifest.jsonl", [render_line("a"), render_line("b")])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIHQ_S3_", "LIHQ_STAGE"))}
     env |= batch_env | {

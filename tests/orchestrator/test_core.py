@@ -100,6 +100,32 @@ def test_idempotent_create_returns_the_same_renders(tmp_path):
     assert [r.render_id for r in a] == [r.render_id for r in b] and len(orch.list()) == 2
 
 
+class SlowPrecheck(FakeStages):
+    """The creation checks take a while (as a real face detection does)."""
+
+    async def run(self, task, deps):
+        if task.id == "face":
+            await asyncio.sleep(0.05)
+        return await super().run(task, deps)
+
+
+def test_concurrent_creates_with_one_idempotency_key_make_one_set_of_renders(tmp_path):
+    async def go():
+        stages = SlowPrecheck()
+        orch = make(tmp_path, stages)
+        a, b = await asyncio.gather(
+            orch.create([SPEC], idempotency_key="job-1"), orch.create([SPEC], idempotency_key="job-1")
+        )
+        for r in a:
+            await orch.wait(r.render_id)
+        return a, b, orch, stages
+
+    a, b, orch, stages = asyncio.run(go())
+    assert [r.render_id for r in a] == [r.render_id for r in b] and len(orch.list()) == 1
+    assert stages.calls["face"] == 1  # the creation checks ran once: the second call waited for them
+    assert orch._creating == {}  # the per-key lock is dropped once no call uses it
+
+
 def test_failure_names_the_stage(tmp_path):
     async def go():
         orch = make(tmp_path, FakeStages(fail_on="wav2lip/1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from lihq.cli.client import _line
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, render_pb2, render_pb2_grpc
 from orchestrator.core import Orchestrator
@@ -63,3 +64,23 @@ def test_bad_requests_are_invalid_argument(stub):
     with pytest.raises(grpc.RpcError) as ei:
         list(stub.WatchRender(render_pb2.WatchRenderRequest(render_id="../x")))
     assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_failed_render_carries_its_stage_and_error_code(tmp_path):
+    store = FileStore(tmp_path / "store", "lihq")
+    orch = Orchestrator(
+        store,
+        FakeStages(fail_on="wav2lip/0"),
+        Limits(default_concurrency=4),
+        RetryPolicy(attempts=2, base_s=0.001),
+    )
+    with plain_server(RenderServicer(orch), [render_pb2.DESCRIPTOR.services_by_name["RenderService"]]) as ch:
+        stub = render_pb2_grpc.RenderServiceStub(ch)
+        [render] = stub.CreateRender(render_pb2.CreateRenderRequest(renders=[spec()])).renders
+        req = render_pb2.WatchRenderRequest(render_id=render.render_id)
+        last = list(stub.WatchRender(req, timeout=60))[-1].render
+        got = stub.GetRender(render_pb2.GetRenderRequest(render_id=render.render_id))
+    for r in (last, got):
+        assert r.state == render_pb2.RENDER_STATE_FAILED and "wav2lip/0" in r.error
+        assert (r.error_stage, r.error_code) == ("wav2lip", "INVALID_ARGUMENT")
+    assert f"error(wav2lip, INVALID_ARGUMENT)={got.error}" in _line(got)  # `lihq status` / `watch`
