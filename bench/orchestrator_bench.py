@@ -42,16 +42,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.s3server import S3Server, free_port  # noqa: E402  (the test suite's helpers, after the path)
+
 STAGE_APPS = ("media", "fomm", "wav2lip", "gfpgan")
 WEIGHTS = ("fomm", "wav2lip_gan", "s3fd", "gfpgan-1.3", "facexlib")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StageHosts:
@@ -220,8 +214,6 @@ async def run(args) -> None:
     base.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     s3 = None
     if args.store == "s3":
-        from tests.s3server import S3Server
-
         s3 = S3Server.start(work / "s3")
     parts = set(args.parts.split(","))
     out: dict = {"machine": f"{os.cpu_count()} CPUs", "speech_s": dur, "store": args.store}

@@ -26,6 +26,16 @@ class LihqGroup(click.Group):
             sys.exit(2 if isinstance(exc, InvalidInput) else 1)
 
 
+serve_config_opt = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_SERVE_CONFIG,
+    show_default=True,
+    help="Ray Serve multi-app config: the apps (import path + args) to run.",
+)
+
+
 @click.group(cls=LihqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lihq")
 def cli() -> None:
@@ -33,14 +43,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_SERVE_CONFIG,
-    show_default=True,
-    help="Ray Serve multi-app config listing the stage apps.",
-)
+@serve_config_opt
 @click.option("--grpc-port", type=int, default=None, help="Serve gRPC proxy port (overrides the config).")
 @click.option("--http-port", type=int, default=None, help="Serve HTTP proxy port (overrides the config).")
 @click.option(
@@ -81,14 +84,7 @@ def serve(config_path: Path, grpc_port: int | None, http_port: int | None, ready
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_SERVE_CONFIG,
-    show_default=True,
-    help="Serve config whose apps (import path + args) to host.",
-)
+@serve_config_opt
 @click.option("--app", "apps", multiple=True, required=True, help="App to host (repeat for several).")
 @click.option("--address", default="127.0.0.1:50051", show_default=True, help="host:port to listen on.")
 def host(config_path: Path, apps: tuple[str, ...], address: str) -> None:
