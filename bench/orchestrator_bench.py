@@ -195,8 +195,10 @@ async def run(args) -> None:
     from PIL import Image
     from skimage.data import astronaut
 
+    from lihq.grpc.auth import ensure_internal_token
     from lihq.weights.synth import synthesize
 
+    ensure_internal_token()  # the stage hosts (started with this environment) require it
     work = Path(tempfile.mkdtemp(prefix="lihq-orch-bench-"))
     weights = work / "weights"
     for name in WEIGHTS:

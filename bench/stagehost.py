@@ -81,7 +81,9 @@ class Recording:
         attr = getattr(self._inner, name)
         if name not in self._methods:
             return attr
+        return self._recorded(name, attr)
 
+    def _recorded(self, name: str, attr: Any) -> Any:
         async def call(request: Any, grpc_context: Any = None) -> Any:
             n = self._seen[name] = self._seen.get(name, 0) + 1
             if n <= self._fail_first:
@@ -103,16 +105,26 @@ class Recording:
         return call
 
 
+def recording(inner: Any, services: list, log_path: str, fail_first: int) -> Recording:
+    """A Recording of `inner` whose class has every method of `services` (the plain gRPC server
+    routes only to methods that the servicer's class defines); unary methods are recorded."""
+    unary = {m.name for s in services for m in s.methods if not m.server_streaming}
+    names = {m.name for s in services for m in s.methods}
+    attrs = {n: property(lambda self, n=n: self.__getattr__(n)) for n in names}
+    cls = type(f"Recording{type(inner).__name__}", (Recording,), attrs)
+    return cls(inner, unary, log_path, fail_first)
+
+
 async def main(config: str, address: str, calls: str, fail_first: int, apps: list[str]) -> None:
+    from bench import noray
+
+    noray.install()  # without Ray (the GPU suite's machine), a stand-in for the decorators
     time_store_calls()
     cfg = serving.load_serve_config(config)
     hosted = [await plainhost.instantiate(a) for a in plainhost.select_apps(cfg, apps)]
     from lihq.grpc.server import serve_plain_many
 
-    pairs = []
-    for app in hosted:
-        unary = {m.name for s in app.services for m in s.methods if not m.server_streaming}
-        pairs.append((Recording(app.servicer, unary, calls, fail_first), app.services))
+    pairs = [(recording(app.servicer, app.services, calls, fail_first), app.services) for app in hosted]
     server, port = await serve_plain_many(pairs, address)
     print(f"ready {port}", flush=True)
     stop = asyncio.Event()

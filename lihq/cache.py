@@ -1,4 +1,4 @@
-"""Content-addressed stage output keys (ARCHITECTURE.md §3, §5).
+"""Content-addressed stage output keys (docs/architecture.md §3, §5).
 
 A stage's output key is derived from the stage name, the model id (weights sha256 or
 `synthetic:<seed>`), the parameters and the input digests, so a retry rewrites the same object and a

@@ -120,21 +120,6 @@ class WeightsConfig:
         return cls(dir=Path(e.get("LIHQ_WEIGHTS_DIR") or lihq_home(e) / "weights"))
 
 
-def shared_reference_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where the manifests and vectors of `shared/reference` live (LIHQ_REFERENCE_DIR overrides).
-
-    Looked up beside the checkout (`../shared/reference`, as CI lays it out) or inside it (`shared/`).
-    """
-    e = _env(env)
-    if e.get("LIHQ_REFERENCE_DIR"):
-        return Path(e["LIHQ_REFERENCE_DIR"])
-    repo = Path(__file__).resolve().parent.parent
-    for cand in (repo.parent / "shared" / "reference", repo / "shared" / "reference"):
-        if cand.is_dir():
-            return cand
-    return repo.parent / "shared" / "reference"
-
-
 @dataclass(frozen=True)
 class RayConfig:
     """How `lihq serve` starts (or joins) Ray.
@@ -215,3 +200,12 @@ class WebhookConfig:
             max_attempts=attempts,
             allow_hosts=hosts,
         )
+
+
+SYNTHETIC_WEIGHTS_ENV = "LIHQ_SYNTHETIC_WEIGHTS"
+
+
+def synthetic_weights_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """True when LIHQ_SYNTHETIC_WEIGHTS is set (by `lihq serve/render --weights synthetic`): the
+    orchestrator then gives Wav2Lip the aligned crop's known face box (synthetic S3FD finds none)."""
+    return _env(env).get(SYNTHETIC_WEIGHTS_ENV, "").strip().lower() in ("1", "true", "yes")

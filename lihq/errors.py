@@ -1,4 +1,4 @@
-"""Typed errors, each carrying the gRPC status code it maps to (ARCHITECTURE.md §3).
+"""Typed errors, each carrying the gRPC status code it maps to (docs/architecture.md §5).
 
 Every layer raises one of these; transports (Ray Serve gRPC methods, plain grpc.aio servers, the CLI)
 translate them in exactly one place each: `lihq.grpc.errors` and `lihq.cli.main`.
@@ -43,6 +43,12 @@ class PermissionDenied(LihqError):
     """The store refused our credentials (wrong access/secret key, no access to the bucket)."""
 
     code = "PERMISSION_DENIED"
+
+
+class Unauthenticated(LihqError):
+    """No credentials, or credentials nobody issued (or revoked): the caller must authenticate."""
+
+    code = "UNAUTHENTICATED"
 
 
 class WeightsMissing(LihqError):
@@ -96,6 +102,7 @@ BY_CODE: dict[str, type[LihqError]] = {
         NotFound,
         AlreadyExists,
         PermissionDenied,
+        Unauthenticated,
         FailedPrecondition,
         ResourceExhausted,
         Unavailable,

@@ -1,4 +1,4 @@
-"""Frame packs: the one object format for frames travelling between stages (ARCHITECTURE.md §3).
+"""Frame packs: the one object format for frames travelling between stages (docs/architecture.md §3).
 
 A pack holds one segment: lossless uint8 RGB frames (N, H, W, 3) plus a fixed header. The codec,
 chosen by measurement (bench/README.md), is zstd level 1 (2 worker threads) over each frame's

@@ -21,17 +21,12 @@ from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
 
+from lihq import stages
 from lihq.errors import InvalidInput
 
-PROTO_MODULES = (
-    "media",
-    "speech",
-    "motion",
-    "lipsync",
-    "restoration",
-    "interpolation",
-    "matting",
-    "render",
+# the proto modules of every stage in the one stage table (lihq/stages.py REGISTRY), e.g. "media"
+PROTO_MODULES = tuple(
+    m.removeprefix("lihq.v1.").removesuffix("_pb2_grpc") for m in stages.PROTO_MODULES.values()
 )
 
 
@@ -52,7 +47,8 @@ def all_services() -> list[ServiceDescriptor]:
 
 def services_of(servicer: Any) -> list[ServiceDescriptor]:
     """The LIHQ services whose every method the servicer implements."""
-    return [s for s in all_services() if all(callable(getattr(servicer, m.name, None)) for m in s.methods)]
+    cls = type(servicer)  # class attributes: HealthMixin answers other services' RPCs on instances
+    return [s for s in all_services() if all(callable(getattr(cls, m.name, None)) for m in s.methods)]
 
 
 async def instantiate(app_cfg: Any) -> HostedApp:

@@ -91,6 +91,9 @@ def deploy(opts: ServeOptions) -> list[str]:
     cfg = load_serve_config(opts.config_path, opts.grpc_port, opts.http_port)
     if not opts.ray.address:  # a local Ray: the orchestrator app reaches the stages through this proxy
         os.environ.setdefault("LIHQ_STAGES_ADDRESS", f"127.0.0.1:{cfg.grpc_options.port}")
+    from lihq.grpc.auth import ensure_internal_token
+
+    ensure_internal_token()  # before Ray starts: local replicas inherit it; the orchestrator sends it
     init_ray(opts.ray, opts.log_to_driver)
     http = HTTPOptions(**cfg.http_options.model_dump()) if cfg.http_options else None
     grpc = gRPCOptions(**cfg.grpc_options.model_dump())

@@ -1,6 +1,6 @@
 """Where each stage lives: the gRPC address + Serve application name the orchestrator calls.
 
-ARCHITECTURE.md §4: the orchestrator calls stages over gRPC, so any process that implements a
+docs/architecture.md §4: the orchestrator calls stages over gRPC, so any process that implements a
 capability's proto can replace a stage. This module is the one place that says which process that
 is, per stage, so swapping a model means editing one stage's entry and nothing else.
 
@@ -38,36 +38,57 @@ from typing import Any
 import yaml
 
 from lihq.errors import InvalidInput
-from lihq.grpc.client import StageEndpoint
+from lihq.grpc.client import StageEndpoint, open_channel
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
 
-# stage (= Serve app name = services/<folder>) -> the gRPC service it implements
-CAPABILITIES: Mapping[str, str] = MappingProxyType(
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: a Serve app (= services/<folder>) implementing one gRPC service.
+
+    `runs` are the task kinds of orchestrator/plan.py (`Task.stage`) this app executes."""
+
+    name: str
+    service: str  # full gRPC service name
+    proto_module: str  # generated module with add_<Service>Servicer_to_server and <Service>Stub
+    runs: tuple[str, ...] = ()
+
+    @property
+    def service_name(self) -> str:
+        return self.service.rsplit(".", 1)[1]
+
+    def stub(self) -> type:
+        """The generated client stub class of the service."""
+        return getattr(importlib.import_module(self.proto_module), f"{self.service_name}Stub")
+
+
+# THE stage table: everything that lists stages reads it (plan, executor, deployment, hosts, CLI)
+REGISTRY: Mapping[str, Stage] = MappingProxyType(
     {
-        "tts": "lihq.v1.SpeechService",
-        "fomm": "lihq.v1.MotionService",
-        "wav2lip": "lihq.v1.LipSyncService",
-        "gfpgan": "lihq.v1.FaceRestorationService",
-        "qvi": "lihq.v1.InterpolationService",
-        "modnet": "lihq.v1.MattingService",
-        "media": "lihq.v1.MediaService",
-        "orchestrator": "lihq.v1.RenderService",
+        s.name: s
+        for s in (
+            Stage("tts", "lihq.v1.SpeechService", "lihq.v1.speech_pb2_grpc", ("tts",)),
+            Stage("fomm", "lihq.v1.MotionService", "lihq.v1.motion_pb2_grpc", ("fomm",)),
+            Stage("wav2lip", "lihq.v1.LipSyncService", "lihq.v1.lipsync_pb2_grpc", ("wav2lip",)),
+            Stage("gfpgan", "lihq.v1.FaceRestorationService", "lihq.v1.restoration_pb2_grpc", ("gfpgan",)),
+            Stage("qvi", "lihq.v1.InterpolationService", "lihq.v1.interpolation_pb2_grpc", ("qvi",)),
+            Stage("modnet", "lihq.v1.MattingService", "lihq.v1.matting_pb2_grpc", ("modnet", "composite")),
+            Stage(
+                "media",
+                "lihq.v1.MediaService",
+                "lihq.v1.media_pb2_grpc",
+                ("ingest", "audio", "cut", "encode", "procedural", "face", "paste"),
+            ),
+            Stage("orchestrator", "lihq.v1.RenderService", "lihq.v1.render_pb2_grpc"),
+        )
     }
 )
-# stage -> the generated module whose add_<Service>Servicer_to_server Serve's gRPC proxy needs
-PROTO_MODULES: Mapping[str, str] = MappingProxyType(
-    {
-        "tts": "lihq.v1.speech_pb2_grpc",
-        "fomm": "lihq.v1.motion_pb2_grpc",
-        "wav2lip": "lihq.v1.lipsync_pb2_grpc",
-        "gfpgan": "lihq.v1.restoration_pb2_grpc",
-        "qvi": "lihq.v1.interpolation_pb2_grpc",
-        "modnet": "lihq.v1.matting_pb2_grpc",
-        "media": "lihq.v1.media_pb2_grpc",
-        "orchestrator": "lihq.v1.render_pb2_grpc",
-    }
-)
+# derived views
+CAPABILITIES: Mapping[str, str] = MappingProxyType({n: s.service for n, s in REGISTRY.items()})
+PROTO_MODULES: Mapping[str, str] = MappingProxyType({n: s.proto_module for n, s in REGISTRY.items()})
+PIPELINE_APPS: tuple[str, ...] = tuple(n for n, s in REGISTRY.items() if s.runs)  # what renders call
+TASK_APPS: Mapping[str, str] = MappingProxyType({k: n for n, s in REGISTRY.items() for k in s.runs})
 STAGES: tuple[str, ...] = tuple(CAPABILITIES)
 _PREFIX = "LIHQ_STAGE_"
 _FIELDS = ("ADDRESS", "APPLICATION")
@@ -189,12 +210,10 @@ class StageCaller:
         self._lock = threading.Lock()
 
     def _channel(self, address: str) -> Any:
-        import grpc
 
         with self._lock:
             if address not in self._channels:
-                opts = [("grpc.max_receive_message_length", 64 << 20)]
-                self._channels[address] = grpc.insecure_channel(address, options=opts)
+                self._channels[address] = open_channel(address)
             return self._channels[address]
 
     @staticmethod
@@ -234,7 +253,10 @@ class StageCaller:
             path, request_serializer=req_cls.SerializeToString, response_deserializer=resp_cls.FromString
         )
         try:
-            return rpc(msg, metadata=(("application", ep.application),), timeout=self.timeout_s)
+            from lihq.grpc.auth import internal_metadata
+
+            md = (("application", ep.application), *internal_metadata())
+            return rpc(msg, metadata=md, timeout=self.timeout_s)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
 

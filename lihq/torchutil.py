@@ -1,13 +1,18 @@
 """Device and precision handling shared by every model runner (runners own device/precision/batching).
 
-`resolve_device("auto")` picks CUDA when present; `autocast(device, "bf16")` is a no-op for fp32 and
-on devices without the dtype's support; `batched(n, size)` yields index ranges for batch loops.
+`resolve_device("auto")` picks CUDA when present (and turns on cuDNN autotuning for it: every stage
+runs fixed shapes per deployment, so the first batch's search pays off; LIHQ_CUDNN_BENCHMARK=0 turns
+it off); `autocast(device, "bf16")` is a no-op for fp32 and on devices without the dtype's support;
+`maybe_compile(module, enabled)` wraps a network in torch.compile behind a runner flag (backend from
+LIHQ_TORCH_COMPILE_BACKEND, default inductor); `batched(n, size)` yields index ranges for batch loops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -18,14 +23,32 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
         raise InvalidInput(f"device {name!r}: {exc}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInput(f"device {name!r} requested but CUDA is not available on this machine")
+    if dev.type == "cuda":
+        prepare_cuda()
     return dev
+
+
+def prepare_cuda() -> None:
+    """cuDNN autotuning on (unless LIHQ_CUDNN_BENCHMARK=0). TF32 stays as each runner sets it."""
+    if os.environ.get("LIHQ_CUDNN_BENCHMARK", "1") != "0":
+        torch.backends.cudnn.benchmark = True
+
+
+def maybe_compile(module: Any, enabled: bool) -> Any:
+    """`torch.compile(module, dynamic=False)` when enabled (static shapes: one graph per batch
+    shape), else the module itself. LIHQ_TORCH_COMPILE_BACKEND picks the backend (default inductor;
+    the CPU tests use aot_eager, which traces the same graph without generating code)."""
+    if not enabled:
+        return module
+    backend = os.environ.get("LIHQ_TORCH_COMPILE_BACKEND", "inductor")
+    return torch.compile(module, dynamic=False, backend=backend)
 
 
 def check_precision(precision: str) -> str:

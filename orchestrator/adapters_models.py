@@ -11,30 +11,16 @@ from collections.abc import Mapping
 from lihq.v1 import (
     common_pb2,
     interpolation_pb2,
-    interpolation_pb2_grpc,
     lipsync_pb2,
-    lipsync_pb2_grpc,
     matting_pb2,
-    matting_pb2_grpc,
     motion_pb2,
-    motion_pb2_grpc,
     restoration_pb2,
-    restoration_pb2_grpc,
     speech_pb2,
-    speech_pb2_grpc,
 )
-from orchestrator.executor import STUBS, Outputs, StageCall, adapter, out, ref
+from orchestrator.executor import Outputs, StageCall, adapter, out, ref
 from orchestrator.plan import Task
 from orchestrator.scheduler import TaskResult
 
-STUBS.update(
-    tts=speech_pb2_grpc.SpeechServiceStub,
-    fomm=motion_pb2_grpc.MotionServiceStub,
-    wav2lip=lipsync_pb2_grpc.LipSyncServiceStub,
-    gfpgan=restoration_pb2_grpc.FaceRestorationServiceStub,
-    qvi=interpolation_pb2_grpc.InterpolationServiceStub,
-    modnet=matting_pb2_grpc.MattingServiceStub,
-)
 Deps = Mapping[str, TaskResult]
 
 

@@ -32,7 +32,7 @@ import grpc
 from google.protobuf import json_format
 
 from lihq.errors import BY_CODE, Cancelled, FailedPrecondition, Internal, InvalidInput, LihqError
-from lihq.grpc.client import StageEndpoint
+from lihq.grpc.client import StageEndpoint, open_channel
 from lihq.grpc.errors import error_from_rpc
 from lihq.storage.base import ObjectStore
 from lihq.v1 import render_pb2, render_pb2_grpc
@@ -114,7 +114,7 @@ class RenderServiceRenderer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint = endpoint
-        self.channel = grpc.insecure_channel(endpoint.address)
+        self.channel = open_channel(endpoint.address)
         self.stub = render_pb2_grpc.RenderServiceStub(self.channel)
         self.create_timeout_s, self.call_timeout_s = create_timeout_s, call_timeout_s
         self.watch_window_s, self.poll_s, self.reconnect_s = watch_window_s, poll_s, reconnect_s
@@ -123,9 +123,17 @@ class RenderServiceRenderer:
     def __call__(self, job: Job) -> Rendered:
         return self.follow(self.create(job, render_request(job)))
 
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """Serve's `application` and the API token (LIHQ_API_TOKEN, else $LIHQ_HOME/api-token)."""
+        from lihq.auth import client_token
+
+        token = client_token()
+        auth = (("authorization", f"Bearer {token}"),) if token else ()
+        return (("application", self.endpoint.application), *auth)
+
     def _call(self, method: Callable[..., Any], request: Any, timeout_s: float) -> Any:
         try:
-            return method(request, metadata=(("application", self.endpoint.application),), timeout=timeout_s)
+            return method(request, metadata=self._metadata(), timeout=timeout_s)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
 
@@ -187,7 +195,7 @@ class RenderServiceRenderer:
         """WatchRender for at most `watch_window_s` (a typed error if the stream breaks)."""
         stream = self.stub.WatchRender(
             render_pb2.WatchRenderRequest(render_id=render_id),
-            metadata=(("application", self.endpoint.application),),
+            metadata=self._metadata(),
             timeout=self.watch_window_s,
         )
         try:

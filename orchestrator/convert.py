@@ -116,6 +116,7 @@ def render_to_proto(r: RenderRecord) -> render_pb2.Render:
         error=r.error,
         error_stage=r.error_stage,
         error_code=r.error_code,
+        queue_position=r.queue_position if r.state == "QUEUED" else 0,
         created_at=r.created_at,
         updated_at=r.updated_at,
     )

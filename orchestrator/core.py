@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
-from lihq.errors import Cancelled, InvalidInput, LihqError, NotFound
+from lihq.errors import Cancelled, InvalidInput, LihqError, NotFound, ResourceExhausted
 from lihq.grpc.errors import as_lihq_error
 from lihq.log import stage_logger
-from lihq.storage.base import ObjectStore
+from lihq.storage.base import ObjectStore, validate_key
 from orchestrator.plan import Plan, Task, build_plan
 from orchestrator.scheduler import (
     Executor,
@@ -40,11 +46,156 @@ from orchestrator.state import (
     RenderRecord,
     RenderStore,
     new_render_id,
+    now,
 )
 from orchestrator.webhook import WebhookConfig, WebhookSender, validate_webhook_url
 
 log = logging.getLogger("lihq.orchestrator")
 PRECHECK = ("face", "speech", "reference")  # global tasks run at creation when the spec has them
+
+
+def _field_message(tid: str, spec: RenderSpec, message: str) -> str:
+    """A creation-check error named after the user's field ("face", "audio", "reference video")."""
+    what = {"face": "face", "reference": "reference video"}.get(tid) or (
+        "audio" if spec.audio_key else "text"
+    )
+    for word in ("upload: ", "upload ", "source: ", "image: ", "video: ", "audio: "):
+        if message.startswith(word):
+            message = message[len(word) :]
+            break
+    return message if message.startswith(what) else f"{what}: {message}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Bounds on the work one orchestrator (replica) takes on; see orchestrator/README.md."""
+
+    max_renders_per_request: int = 100  # more: INVALID_ARGUMENT
+    max_running: int = 32  # renders driven at once; the rest wait QUEUED, first in first out
+    max_queued: int = 10_000  # a request that would queue more: RESOURCE_EXHAUSTED
+    progress_interval_s: float = 0.5  # render.json is rewritten for progress at most this often
+    check_inputs: bool = False  # stat every input key at creation (a missing one: INVALID_ARGUMENT)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Admission:
+        """LIHQ_MAX_RENDERS_PER_REQUEST, LIHQ_MAX_RUNNING_RENDERS, LIHQ_MAX_QUEUED_RENDERS."""
+        env = os.environ if env is None else env
+        names = {
+            "max_renders_per_request": "LIHQ_MAX_RENDERS_PER_REQUEST",
+            "max_running": "LIHQ_MAX_RUNNING_RENDERS",
+            "max_queued": "LIHQ_MAX_QUEUED_RENDERS",
+        }
+        vals: dict[str, Any] = {}
+        for attr, var in names.items():
+            if env.get(var):
+                try:
+                    vals[attr] = int(env[var])
+                except ValueError:
+                    raise InvalidInput(f"{var}={env[var]!r}: expected a whole number") from None
+                if vals[attr] < 1:
+                    raise InvalidInput(f"{var}={env[var]!r}: must be at least 1")
+        vals.update(overrides)
+        return cls(**vals)
+
+
+@functools.cache
+def _store_pool() -> ThreadPoolExecutor:
+    """Threads for store I/O: blocking calls that mostly wait (fsync, S3 round trips), so many at once."""
+    return ThreadPoolExecutor(
+        int(os.environ.get("LIHQ_STORE_THREADS", "32")), thread_name_prefix="lihq-store"
+    )
+
+
+async def store_io(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking store call off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_store_pool(), functools.partial(fn, *args))
+
+
+class _Journal:
+    """One render's writes, off the event loop and O(1) per task.
+
+    Finished tasks go to the render's task log (renders/<id>/tasks/<seq>.json) by group commit: while
+    one write is in flight, completions collect and the next write carries them all, so a resumed
+    render loses at most the tasks of the write in flight at a crash (as before: one task). Progress
+    rewrites render.json at most once per `interval_s`. Every write of the render goes through one
+    lock, in order; the store I/O runs in a worker thread (`store_io`)."""
+
+    def __init__(self, renders: RenderStore, rec: RenderRecord, seq: int, interval_s: float) -> None:
+        self.renders, self.rec, self.seq, self.interval_s = renders, rec, seq, interval_s
+        self.lock = asyncio.Lock()
+        self._log: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        self._last_record = 0.0
+        self._kick = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def record_changed(self) -> None:
+        self._dirty = True
+        self._wake()
+
+    def task_done(self, task_id: str, outputs: dict[str, Any]) -> None:
+        self._log[task_id] = outputs
+        self._dirty = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._kick.set()
+        if self._writer is None and not self._closed:
+            self._writer = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            if self._closed:
+                return
+            await self._write_log()
+            if self._dirty:
+                wait = self._last_record + self.interval_s - time.monotonic()
+                if wait <= 0:
+                    await self.save_record()
+                elif self._timer is None or self._timer.cancelled() or self._timer.when() < loop.time():
+                    self._timer = loop.call_later(wait, self._kick.set)  # one pending wake-up at most
+
+    async def _write_log(self) -> None:
+        async with self.lock:
+            if self._log:
+                batch, self._log = self._log, {}
+                seq, self.seq = self.seq, self.seq + 1
+                await store_io(self.renders.append_results, self.rec.render_id, seq, batch)
+
+    async def save_record(self) -> None:
+        """Write render.json now (and move the state index when the state changed)."""
+        async with self.lock:
+            rec = self.rec
+            self._dirty, self._last_record = False, time.monotonic()
+            rec.updated_at = now()
+            body, state, saved = rec.to_json(), rec.state, rec.saved_state
+            await store_io(self.renders.write, rec.render_id, body, state, saved)
+            rec.saved_state = state
+
+    async def close(self) -> None:
+        """Flush the task log and stop the writer (the caller then saves the final record). A write in
+        flight is awaited, never abandoned, so no older record can land after the final one."""
+        self._closed = True
+        self._kick.set()
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        await self._write_log()
+
+    def close_now(self) -> None:
+        """At shutdown (the loop is cancelling us): write what is pending, blocking."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._log:
+            batch, self._log = self._log, {}
+            self.renders.append_results(self.rec.render_id, self.seq, batch)
+            self.seq += 1
+        self.renders.save(self.rec)
 
 
 class Orchestrator:
@@ -57,50 +208,106 @@ class Orchestrator:
         synthetic: bool = False,
         on_finished: Callable[[RenderRecord], None] | None = None,
         webhooks: WebhookConfig | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.renders = RenderStore(store)
         self.executor, self.limits, self.retry = executor, limits or Limits(), retry or RetryPolicy()
         self.synthetic = synthetic
         self.on_finished = on_finished
+        self.admission = admission or Admission()
         self.webhooks = WebhookSender(webhooks or WebhookConfig.from_env(), self.renders)
+        self._live: dict[str, RenderRecord] = {}  # renders this orchestrator owns: queued or running
+        self._queue: OrderedDict[str, RenderRecord] = OrderedDict()  # waiting for a running slot, FIFO
         self._running: dict[str, tuple[asyncio.Task, Scheduler | None]] = {}
         self._changed: dict[str, asyncio.Condition] = {}
         self._user_cancelled: set[str] = set()
+        self._fresh: set[str] = set()  # created by this orchestrator, not started yet: no task log to read
         self._creating: dict[str, tuple[asyncio.Lock, int]] = {}  # idempotency key -> (lock, users)
 
     # -- creation -----------------------------------------------------------------------------
     async def create(
-        self, specs: list[RenderSpec], idempotency_key: str = "", webhook_url: str = ""
+        self, specs: list[RenderSpec], idempotency_key: str = "", webhook_url: str = "", tenant: str = ""
     ) -> list[RenderRecord]:
+        """Cheap checks only (the spec, the webhook URL, bounds, optionally that the input keys exist),
+        then the renders are saved QUEUED and this returns: the expensive checks (face detection,
+        speech synthesis, probing the reference video) are each render's first tasks, and a bad input
+        found there fails that render with INVALID_ARGUMENT and the stage (orchestrator/README.md)."""
+        adm = self.admission
         if not specs:
-            raise InvalidInput("a request needs at least one render")
-        webhook_url = validate_webhook_url(webhook_url, self.webhooks.cfg.allow_hosts)
+            raise InvalidInput("renders: a request needs at least one render")
+        if len(specs) > adm.max_renders_per_request:
+            raise InvalidInput(
+                f"renders: {len(specs)} renders in one request; at most {adm.max_renders_per_request} "
+                "(split it into several requests)"
+            )
+        # resolves the host (refusing internal addresses): a blocking lookup, off the event loop
+        webhook_url = await asyncio.to_thread(
+            validate_webhook_url, webhook_url, self.webhooks.cfg.allow_hosts
+        )
         async with self._creating_with(idempotency_key):
-            known = self.renders.lookup_idempotent(idempotency_key)
-            if known is not None:
-                return [self.renders.load(rid) for rid in known]
-            specs = [check(with_defaults(s)) for s in specs]
-            records = []
-            for i, spec in enumerate(specs):
-                rec = RenderRecord(new_render_id(), spec, synthetic=self.synthetic, webhook_url=webhook_url)
+            if idempotency_key:
+                known = await store_io(self.renders.lookup_idempotent, idempotency_key)
+                if known is not None:
+                    return [await self.fetch(rid) for rid in known]
+            checked = []
+            for i, s in enumerate(specs):
                 try:
-                    await self._precheck(rec)
+                    checked.append(check(with_defaults(s)))
                 except LihqError as exc:
                     prefix = f"render {i + 1} of {len(specs)}: " if len(specs) > 1 else ""
                     raise type(exc)(prefix + exc.message) from exc
-                records.append(rec)
-            for rec in records:  # only now is anything persisted: a bad request leaves nothing behind
-                self.renders.save(rec)
-            self.renders.remember_idempotent(idempotency_key, [r.render_id for r in records])
+            if adm.check_inputs:
+                await store_io(self._check_inputs, checked)
+            if len(self._queue) + len(checked) > adm.max_queued:
+                raise ResourceExhausted(
+                    f"{len(self._queue)} renders are queued on this orchestrator (at most "
+                    f"{adm.max_queued}); retry later"
+                )
+            records = [
+                RenderRecord(
+                    new_render_id(), spec, synthetic=self.synthetic, webhook_url=webhook_url, tenant=tenant
+                )
+                for spec in checked
+            ]
+            await self._save_new(records, idempotency_key)
         for rec in records:
-            self.start(rec)
+            self._enqueue(rec)
+        self._pump()
         return records
+
+    async def _save_new(self, records: list[RenderRecord], idempotency_key: str) -> None:
+        """Every record (with its index entries) at once, in worker threads; then the idempotency key."""
+        await asyncio.gather(*(store_io(self.renders.save, r) for r in records))
+        if idempotency_key:
+            ids = [r.render_id for r in records]
+            await store_io(self.renders.remember_idempotent, idempotency_key, ids)
+        self._fresh.update(r.render_id for r in records)
+
+    def _check_inputs(self, specs: list[RenderSpec]) -> None:
+        """Every input key names an object in the store (a stat each: no download, no decoding)."""
+        store = self.renders.store
+        for i, spec in enumerate(specs):
+            prefix = f"render {i + 1} of {len(specs)}: " if len(specs) > 1 else ""
+            for field_name, key in (
+                ("face", spec.face_key),
+                ("audio", spec.audio_key),
+                ("reference_video", spec.reference_video_key),
+                ("background.image", spec.background.image_key),
+                ("background.video", spec.background.video_key),
+            ):
+                if not key:
+                    continue
+                try:
+                    info = store.stat(validate_key(key))
+                except NotFound:
+                    raise InvalidInput(f"{prefix}{field_name}: no object {key!r} in the store") from None
+                if info.size == 0:
+                    raise InvalidInput(f"{prefix}{field_name}: object {key!r} is empty")
 
     @contextlib.asynccontextmanager
     async def _creating_with(self, idempotency_key: str) -> AsyncIterator[None]:
-        """Serialize creations that share an idempotency key: the creation checks take a while, and a
-        concurrent call with the same key must wait and find the renders of the first, not make its own.
-        In-process only (the orchestrator runs as one replica); the lock is dropped when unused."""
+        """Serialize creations that share an idempotency key: a concurrent call with the same key must
+        wait and find the renders of the first, not make its own. The lock is dropped when unused."""
         if not idempotency_key:
             yield
             return
@@ -116,34 +323,41 @@ class Orchestrator:
             else:
                 del self._creating[idempotency_key]
 
-    async def _precheck(self, rec: RenderRecord) -> None:
-        plan = build_plan(rec.spec, audio_duration_s=1.0)  # the globals do not depend on the length
-        for tid in PRECHECK:
-            if tid in plan.tasks:
-                task = plan.tasks[tid]
-                deps = {d: TaskResult(rec.results[d]) for d in task.deps}
-                res = await call_with_retry(self._executor_for(rec), task, deps, self.limits, self.retry)
-                rec.results[tid] = dict(res.outputs)
-        speech = rec.results.get("speech", {})
-        ref = rec.results.get("reference", {})
-        if ref and speech.get("duration_s"):
-            need = rec.spec.reference_offset_s + float(speech["duration_s"])
-            if float(ref["duration_s"]) + 1e-3 < need:
-                raise InvalidInput(
-                    f"the reference video lasts {float(ref['duration_s']):.2f} s; offset "
-                    f"{rec.spec.reference_offset_s:.2f} s + speech {float(speech['duration_s']):.2f} s needs "
-                    f"{need:.2f} s (use a smaller offset or a longer video)"
-                )
+    # -- queue ----------------------------------------------------------------------------------
+    def _enqueue(self, rec: RenderRecord) -> None:
+        if rec.render_id in self._live or rec.state in TERMINAL:
+            return
+        self._live[rec.render_id] = rec
+        self._queue[rec.render_id] = rec
+
+    def _pump(self) -> None:
+        """Start queued renders, oldest first, while running slots are free."""
+        while self._queue and len(self._running) < self.admission.max_running:
+            _, rec = self._queue.popitem(last=False)
+            self._running[rec.render_id] = (asyncio.create_task(self._run(rec)), None)
+
+    def queue_position(self, render_id: str) -> int:
+        """1 = the next render to start on this orchestrator; 0 = not queued here."""
+        for i, rid in enumerate(self._queue, 1):
+            if rid == render_id:
+                return i
+        return 0
+
+    def unfinished_count(self, tenant: str | None = None) -> int:
+        """Renders this orchestrator queues or runs (of `tenant` when given): memory only, no store I/O."""
+        if tenant is None:
+            return len(self._live)
+        return sum(1 for r in self._live.values() if r.tenant == tenant)
+
+    def start(self, rec: RenderRecord) -> None:
+        """Queue `rec` (a record loaded from the store) and start it when a slot is free."""
+        self._enqueue(rec)
+        self._pump()
 
     # -- running ------------------------------------------------------------------------------
-    def start(self, rec: RenderRecord) -> None:
-        if rec.render_id in self._running or rec.state in TERMINAL:
-            return
-        self._running[rec.render_id] = (asyncio.create_task(self._run(rec)), None)
-
     def _plan(self, rec: RenderRecord) -> Plan:
         speech = rec.results.get("speech")
-        if speech is None:  # text: synthesize first, the plan's length depends on it
+        if speech is None:
             raise RuntimeError("speech result missing")
         return build_plan(rec.spec, float(speech["duration_s"]))
 
@@ -152,43 +366,84 @@ class Orchestrator:
         bind = getattr(self.executor, "for_render", None)
         return bind(rec) if bind is not None else self.executor
 
-    async def _ensure_speech(self, rec: RenderRecord) -> None:
-        if "speech" not in rec.results:
-            plan = build_plan(rec.spec, 1.0)
-            task = plan.tasks["speech"]
-            res = await call_with_retry(self._executor_for(rec), task, {}, self.limits, self.retry)
-            rec.results["speech"] = dict(res.outputs)
-            self.renders.save(rec)
+    async def _first_tasks(self, rec: RenderRecord, journal: _Journal) -> None:
+        """The checks CreateRender no longer waits for — face detection, the speech (synthesis or
+        ingest), the reference video's probe — and the reference-length check, as the render's first
+        tasks. A failure names its task and stage, with the task's own code (INVALID_ARGUMENT)."""
+        plan = build_plan(rec.spec, audio_duration_s=1.0)  # the globals do not depend on the length
+        executor = self._executor_for(rec)
+        for tid in PRECHECK:
+            if tid not in plan.tasks or tid in rec.results:
+                continue
+            task = plan.tasks[tid]
+            deps = {d: TaskResult(rec.results[d]) for d in task.deps}
+            try:
+                res = await call_with_retry(executor, task, deps, self.limits, self.retry)
+            except LihqError as exc:
+                raise TaskFailed(task, exc, 1) from exc
+            rec.results[tid] = dict(res.outputs)
+            journal.task_done(tid, rec.results[tid])
+        speech = rec.results.get("speech", {})
+        ref = rec.results.get("reference", {})
+        if ref and speech.get("duration_s"):
+            need = rec.spec.reference_offset_s + float(speech["duration_s"])
+            if float(ref["duration_s"]) + 1e-3 < need:
+                raise TaskFailed(
+                    plan.tasks["reference"],
+                    InvalidInput(
+                        f"the reference video lasts {float(ref['duration_s']):.2f} s; offset "
+                        f"{rec.spec.reference_offset_s:.2f} s + speech {float(speech['duration_s']):.2f} s "
+                        f"needs {need:.2f} s (use a smaller offset or a longer video)"
+                    ),
+                    1,
+                )
 
     async def _run(self, rec: RenderRecord) -> None:
         slog = stage_logger("orchestrator", render_id=rec.render_id)
-        rec.state = RUNNING
-        self.renders.save(rec)
-        await self._notify(rec.render_id)
+        rid = rec.render_id
+        journal: _Journal | None = None
         try:
-            await self._ensure_speech(rec)
+            if rid in self._fresh:  # created here: no task log yet
+                self._fresh.discard(rid)
+                done, seq = {}, 0
+            else:
+                done, seq = await store_io(self._resume_point, rid)
+            rec.results = {**done, **rec.results}
+            journal = _Journal(self.renders, rec, seq, self.admission.progress_interval_s)
+            rec.state = RUNNING
+            journal.record_changed()  # written by the journal's writer, in order, while the render runs
+            await self._notify(rid)
+            await self._first_tasks(rec, journal)
             plan = self._plan(rec)
-            executor = self._executor_for(rec)
-            sched = Scheduler(plan, executor, self.limits, self.retry, rec.task_results(), self._saver(rec))
-            self._running[rec.render_id] = (self._running[rec.render_id][0], sched)
+            sched = Scheduler(
+                plan, self._executor_for(rec), self.limits, self.retry, rec.task_results(), None
+            )
+            sched.on_done = self._on_done(rec, sched, journal)
+            self._running[rid] = (self._running[rid][0], sched)
             self._progress(rec, sched)
             results = await sched.run()
             rec.output_key = results["encode"].outputs["video"]
             rec.state = SUCCEEDED
             slog.info("render succeeded: %s", rec.output_key)
         except asyncio.CancelledError:
-            if rec.render_id not in self._user_cancelled:
+            if rid not in self._user_cancelled:
                 # the orchestrator is shutting down: leave the render RUNNING so a restart resumes it
-                self.renders.save(rec)
-                self._running.pop(rec.render_id, None)
+                with contextlib.suppress(Exception):
+                    if journal is not None:
+                        journal.close_now()
+                self._running.pop(rid, None)
+                self._live.pop(rid, None)
                 raise
             rec.state, rec.error = CANCELLED, "cancelled"
         except Cancelled:
             rec.state, rec.error = CANCELLED, "cancelled"
         except TaskFailed as exc:
+            message = exc.message
+            if exc.task.id in ("face", "speech", "reference") and exc.code == "INVALID_ARGUMENT":
+                message = _field_message(exc.task.id, rec.spec, exc.error.message)  # the user's field
             rec.state, rec.error, rec.error_code, rec.error_stage = (
                 FAILED,
-                exc.message,
+                message,
                 exc.code,
                 exc.task.stage,
             )
@@ -197,13 +452,30 @@ class Orchestrator:
             err = as_lihq_error(exc)
             rec.state, rec.error, rec.error_code = FAILED, err.message, err.code
             slog.exception("render failed")
+        await self._finish(rec, journal)
+
+    def _resume_point(self, render_id: str) -> tuple[dict[str, dict[str, Any]], int]:
+        """What finished before (the task log) and its next sequence number: one listing."""
+        return self.renders.load_results(render_id), self.renders.log_length(render_id)
+
+    async def _finish(self, rec: RenderRecord, journal: _Journal | None) -> None:
+        rid = rec.render_id
+        try:
+            if journal is None:
+                journal = _Journal(self.renders, rec, 0, self.admission.progress_interval_s)
+            await journal.close()
+            await journal.save_record()
+        except Exception:  # noqa: BLE001 - the store is down: the next orchestrator resumes the render
+            stage_logger("orchestrator", render_id=rid).exception("could not record the render's end")
         finally:
-            self.renders.save(rec)
-            self._running.pop(rec.render_id, None)
-            await self._notify(rec.render_id)
-            if rec.state in TERMINAL:
-                self.webhooks.schedule(rec)
-            if self.on_finished is not None and rec.state in TERMINAL:
+            self._running.pop(rid, None)
+            self._live.pop(rid, None)
+            self._user_cancelled.discard(rid)
+            self._pump()
+        await self._notify(rid)
+        if rec.state in TERMINAL:
+            self.webhooks.schedule(rec)
+            if self.on_finished is not None:
                 self.on_finished(rec)
 
     def _progress(self, rec: RenderRecord, sched: Scheduler) -> None:
@@ -211,32 +483,56 @@ class Orchestrator:
         rec.progress = {s: [p.done.get(s, 0), t] for s, t in sorted(p.total.items())}
         rec.eta_s = p.eta_s(self.limits)
 
-    def _saver(self, rec: RenderRecord):
-        async def on_done(task: Task, res: TaskResult) -> None:
+    def _on_done(self, rec: RenderRecord, sched: Scheduler, journal: _Journal):
+        def on_done(task: Task, res: TaskResult) -> None:
             rec.results[task.id] = dict(res.outputs)
-            sched = self._running.get(rec.render_id, (None, None))[1]
-            if sched is not None:
-                self._progress(rec, sched)
-            self.renders.save(rec)
-            await self._notify(rec.render_id)
+            done = sched.progress.done
+            pair = rec.progress.get(task.stage)
+            if pair is not None:
+                pair[0] = done.get(task.stage, 0)
+            rec.eta_s = sched.progress.eta_s(self.limits)
+            journal.task_done(task.id, rec.results[task.id])
+            cond = self._changed.get(rec.render_id)
+            if cond is not None and cond._waiters:  # noqa: SLF001 - wake watchers only if any wait
+                asyncio.get_running_loop().create_task(self._notify(rec.render_id))
 
         return on_done
 
     async def resume_all(self) -> list[str]:
-        """Restart every render a previous orchestrator left QUEUED or RUNNING."""
-        resumed = []
-        for rec in self.renders.list():
-            if rec.state in (QUEUED, RUNNING):
-                rec.state = QUEUED
-                self.start(rec)
-                resumed.append(rec.render_id)
-        return resumed
+        """Queue every render a previous orchestrator left QUEUED or RUNNING (oldest first), reading the
+        state index only: finished renders are not touched."""
+        recs = await store_io(self._unfinished)
+        for rec in recs:
+            rec.state = QUEUED
+            self._enqueue(rec)
+        self._pump()
+        return [r.render_id for r in recs]
+
+    def _unfinished(self) -> list[RenderRecord]:
+        self.renders.ensure_index()  # a store from before the index: indexed once
+        out: dict[str, RenderRecord] = {}
+        for state in (QUEUED, RUNNING):
+            for rid in self.renders.ids(state):
+                try:
+                    rec = self.renders.load(rid)
+                except NotFound:
+                    self.renders.drop_stale_index(rid, state)
+                    continue
+                if rec.state != state:
+                    if rec.state in TERMINAL:
+                        self.renders.drop_stale_index(rid, state)
+                    continue
+                out[rid] = rec
+        return [out[rid] for rid in sorted(out)]  # ids sort by creation time
 
     async def wait(self, render_id: str) -> RenderRecord:
-        entry = self._running.get(render_id)
-        if entry is not None:
-            await asyncio.gather(entry[0], return_exceptions=True)
-        return self.renders.load(render_id)
+        while render_id in self._live:
+            entry = self._running.get(render_id)
+            if entry is not None:
+                await asyncio.gather(entry[0], return_exceptions=True)
+            else:
+                await asyncio.sleep(0.05)  # still queued
+        return await self.fetch(render_id)
 
     async def aclose(self, timeout_s: float = 10.0) -> None:
         """Give webhook deliveries in flight up to `timeout_s` to finish (renders are left as they are)."""
@@ -244,13 +540,36 @@ class Orchestrator:
 
     # -- queries and control ----------------------------------------------------------------------
     def get(self, render_id: str) -> RenderRecord:
+        """The live record of a render this orchestrator runs or queues, else the stored one (blocking
+        read: from the event loop use `fetch`)."""
+        rec = self._live.get(render_id)
+        if rec is not None:
+            rec.queue_position = self.queue_position(render_id)
+            return rec
         return self.renders.load(render_id)
 
+    async def fetch(self, render_id: str) -> RenderRecord:
+        rec = self._live.get(render_id)
+        if rec is not None:
+            return self.get(render_id)
+        return await store_io(self.renders.load, render_id)
+
     def list(self, state: str = "") -> list[RenderRecord]:
-        return [r for r in self.renders.list() if not state or r.state == state]
+        return self.renders.list(state)
+
+    async def page(
+        self, state: str = "", after: str = "", limit: int = 100
+    ) -> tuple[list[RenderRecord], str]:
+        recs, nxt = await store_io(self.renders.page, state, after, limit)
+        return [self._live.get(r.render_id, r) for r in recs], nxt
 
     async def cancel(self, render_id: str) -> RenderRecord:
-        rec = self.renders.load(render_id)
+        queued = self._queue.pop(render_id, None)
+        if queued is not None:
+            queued.state, queued.error = CANCELLED, "cancelled"
+            self._user_cancelled.add(render_id)
+            await self._finish(queued, None)
+            return queued
         entry = self._running.get(render_id)
         if entry is not None:
             self._user_cancelled.add(render_id)
@@ -260,10 +579,11 @@ class Orchestrator:
             else:
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            return self.renders.load(render_id)
-        if rec.state not in TERMINAL:
-            rec = replace(rec, state=CANCELLED, error="cancelled")
-            self.renders.save(rec)
+            return await self.fetch(render_id)
+        rec = await self.fetch(render_id)
+        if rec.state not in TERMINAL:  # left by an orchestrator that is gone: end it here
+            rec.state, rec.error = CANCELLED, "cancelled"
+            await store_io(self.renders.save, rec)
             self.webhooks.schedule(rec)
         return rec
 
@@ -271,23 +591,30 @@ class Orchestrator:
         return self._changed.setdefault(render_id, asyncio.Condition())
 
     async def _notify(self, render_id: str) -> None:
-        cond = self._cond(render_id)
+        cond = self._changed.get(render_id)
+        if cond is None:
+            return
         async with cond:
             cond.notify_all()
 
     async def watch(self, render_id: str, timeout_s: float = 5.0) -> AsyncIterator[RenderRecord]:
-        """Yield the record now and after every change, until it reaches a terminal state."""
-        rec = self.renders.load(render_id)
+        """Yield the record now and after every change, until it reaches a terminal state (a render
+        another replica runs is polled from the store every `timeout_s`)."""
+        rec = await self.fetch(render_id)
         yield rec
-        while rec.state not in TERMINAL:
-            cond = self._cond(render_id)
-            async with cond:
+        cond = self._cond(render_id)
+        try:
+            while rec.state not in TERMINAL:
+                async with cond:
+                    try:
+                        await asyncio.wait_for(cond.wait(), timeout_s)
+                    except TimeoutError:
+                        pass
                 try:
-                    await asyncio.wait_for(cond.wait(), timeout_s)
-                except TimeoutError:
-                    pass
-            try:
-                rec = self.renders.load(render_id)
-            except NotFound:
-                return
-            yield rec
+                    rec = await self.fetch(render_id)
+                except NotFound:
+                    return
+                yield rec
+        finally:
+            if not cond._waiters:  # noqa: SLF001
+                self._changed.pop(render_id, None)

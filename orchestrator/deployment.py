@@ -1,13 +1,20 @@
 """RenderService as a Ray Serve app ("orchestrator"), calling the stage apps over gRPC.
 
 Stage addresses come from app args (`stages: {app: {address, application}}`), defaulting to the Serve
-gRPC proxy this app runs behind, so a model can be swapped by editing one stage's entry. Run it with
-ONE replica: running renders live in the replica that started them (state is in the store; a second
-replica would also resume them — see the README). A replica that starts (after a crash, an upgrade,
-or `lihq host --app orchestrator` restarted) resumes every unfinished render at once.
+gRPC proxy this app runs behind, so a model can be swapped by editing one stage's entry.
+
+Two ways to run renders:
+- default: in the RenderService replica that created them. Run ONE replica (a second would also
+  resume them); a replica that starts (after a crash, an upgrade, or `lihq host --app orchestrator`
+  restarted) resumes every unfinished render (orchestrator/README.md).
+- `render_actors: true`: each render in its own named, detached, restartable Ray actor
+  (orchestrator/actors.py); the replicas are stateless, so any number may run. A starting replica
+  launches the actors of unfinished renders that have none (Ray keeps one actor per name).
 
 Args (all optional): proxy_address, stages, concurrency {stage: n}, deadline_s {stage: s},
-retry {attempts, base_s, max_s} (backoff on UNAVAILABLE / RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED),
+max_running, max_queued, max_renders_per_request, render_actors,
+retry {attempts, base_s, max_s, deploy_wait_s} (backoff on UNAVAILABLE / RESOURCE_EXHAUSTED /
+DEADLINE_EXCEEDED; a stage app still deploying is retried up to deploy_wait_s, default 600),
 synthetic.
 """
 
@@ -21,16 +28,16 @@ from ray.serve import Application
 
 from lihq import log as lihq_log
 from lihq.appargs import checked_args
-from lihq.config import StoreConfig
+from lihq.config import StoreConfig, synthetic_weights_enabled
 from lihq.grpc.client import StageEndpoint
-from lihq.stages import StageEndpoints
+from lihq.stages import PIPELINE_APPS, StageEndpoints
 from lihq.storage import open_store
-from orchestrator.core import Orchestrator
+from orchestrator.core import Admission, Orchestrator
 from orchestrator.executor import GrpcExecutor
 from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer
 
-STAGE_APPS = ("media", "tts", "fomm", "wav2lip", "gfpgan", "qvi", "modnet")
+STAGE_APPS = PIPELINE_APPS  # the stage apps a render calls (lihq/stages.py REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -41,19 +48,28 @@ class OrchestratorArgs:
     deadline_s: dict[str, float] = field(default_factory=dict)  # per stage; default 900 s
     retry: dict[str, float] = field(default_factory=dict)  # {attempts, base_s, max_s}; see RetryPolicy
     synthetic: bool = False
+    # admission (orchestrator.core.Admission); 0: LIHQ_MAX_RUNNING_RENDERS etc., else the default
+    max_running: int = 0
+    max_queued: int = 0
+    max_renders_per_request: int = 0
+    # each render in its own named, detached, restartable Ray actor (orchestrator/actors.py): the
+    # RenderService replicas are then stateless and may be scaled (num_replicas / autoscaling)
+    render_actors: bool = False
 
     @classmethod
     def parse(cls, args: dict[str, Any] | None) -> OrchestratorArgs:
         args = checked_args("orchestrator", cls, args)
         out = cls(**args)
         out.retry_policy()  # a bad retry block fails the deploy, not the first render
+        out.admission()
         return out
 
     def retry_policy(self) -> RetryPolicy:
-        unknown = sorted(set(self.retry) - {"attempts", "base_s", "max_s"})
+        unknown = sorted(set(self.retry) - {"attempts", "base_s", "max_s", "deploy_wait_s"})
         if unknown:
             raise ValueError(
-                f"orchestrator app: unknown retry keys {unknown}; known: attempts, base_s, max_s"
+                f"orchestrator app: unknown retry keys {unknown}; known: attempts, base_s, max_s, "
+                "deploy_wait_s"
             )
         policy = RetryPolicy(**{k: (int(v) if k == "attempts" else float(v)) for k, v in self.retry.items()})
         if policy.attempts < 1 or policy.base_s < 0 or policy.max_s < policy.base_s:
@@ -61,6 +77,17 @@ class OrchestratorArgs:
                 f"orchestrator app: retry {self.retry} needs attempts >= 1 and 0 <= base_s <= max_s"
             )
         return policy
+
+    def admission(self) -> Admission:
+        given = {
+            k: int(getattr(self, k))
+            for k in ("max_running", "max_queued", "max_renders_per_request")
+            if getattr(self, k)
+        }
+        bad = [k for k, v in given.items() if v < 1]
+        if bad:
+            raise ValueError(f"orchestrator app: {bad} must be at least 1 (or 0 for the default)")
+        return Admission.from_env(**given)
 
     def endpoints(self, env: dict[str, str] | None = None) -> dict[str, StageEndpoint]:
         """Per stage: app args > LIHQ_STAGE_<NAME>_* (the `lihq-stages` ConfigMap) > the default proxy.
@@ -86,7 +113,9 @@ def make_orchestrator(args: OrchestratorArgs) -> Orchestrator:
         executor,
         Limits(concurrency=args.concurrency, deadline_s=args.deadline_s),
         args.retry_policy(),
-        synthetic=args.synthetic,
+        # `lihq serve --weights synthetic` / `lihq render --weights synthetic` set LIHQ_SYNTHETIC_WEIGHTS
+        synthetic=args.synthetic or synthetic_weights_enabled(),
+        admission=args.admission(),
     )
 
 
@@ -98,7 +127,14 @@ class RenderDeployment(RenderServicer):
         """Async, so the renders a previous replica left unfinished resume on this replica's event loop
         as soon as it starts (Serve runs async constructors on the replica's loop)."""
         lihq_log.configure()
-        super().__init__(make_orchestrator(args))
+        if args.render_actors:
+            import functools
+
+            from orchestrator.actors import ActorOrchestrator
+
+            super().__init__(ActorOrchestrator(functools.partial(make_orchestrator, args)))
+        else:
+            super().__init__(make_orchestrator(args))
         resumed = await self.orch.resume_all()
         if resumed:
             lihq_log.stage_logger("orchestrator").info(

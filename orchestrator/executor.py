@@ -1,4 +1,4 @@
-"""GrpcExecutor: runs plan tasks by calling the stage services over gRPC (ARCHITECTURE.md §4).
+"""GrpcExecutor: runs plan tasks by calling the stage services over gRPC (docs/architecture.md §4).
 
 Each task kind has an adapter `fn(call: StageCall, task, deps) -> outputs dict` that builds the stage
 request from the task's parameters and its dependencies' outputs (object keys), and reads the keys it
@@ -17,7 +17,8 @@ from typing import Any
 
 from lihq.errors import Internal
 from lihq.grpc.client import StageClient, StageEndpoint
-from lihq.v1 import common_pb2, media_pb2, media_pb2_grpc
+from lihq.stages import PIPELINE_APPS, REGISTRY
+from lihq.v1 import common_pb2, media_pb2
 from orchestrator.plan import Task
 from orchestrator.scheduler import TaskResult
 
@@ -65,8 +66,8 @@ class StageCall:
         return common_pb2.CallContext(render_id=self.rc.render_id)
 
 
-# Service stubs per app. Model apps register theirs in orchestrator/adapters_models.py.
-STUBS: dict[str, type] = {"media": media_pb2_grpc.MediaServiceStub}
+# Service stubs per app, from the one stage table (lihq/stages.py REGISTRY)
+STUBS: dict[str, type] = {app: REGISTRY[app].stub() for app in PIPELINE_APPS}
 
 
 class GrpcExecutor:

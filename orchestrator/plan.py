@@ -1,4 +1,4 @@
-"""The LIHQ recipe (ARCHITECTURE.md §1) as a graph of (stage, segment) tasks plus per-render globals.
+"""The LIHQ recipe (docs/architecture.md §1) as a graph of (stage, segment) tasks plus per-render globals.
 
 Pure code: no gRPC, no store. `build_plan(spec, audio_duration_s)` returns every task with its
 dependencies and parameters; the scheduler runs a task as soon as its dependencies are done, so
@@ -17,25 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lihq.media import frame_count
+from lihq.stages import TASK_APPS
 from orchestrator.spec import FPS, RenderSpec, check
 
-# stage -> the Serve app (services/<folder>) whose capability runs it
-STAGE_APPS = {
-    "ingest": "media",
-    "audio": "media",
-    "cut": "media",
-    "encode": "media",
-    "procedural": "media",
-    "face": "media",
-    "tts": "tts",
-    "fomm": "fomm",
-    "wav2lip": "wav2lip",
-    "gfpgan": "gfpgan",
-    "qvi": "qvi",
-    "modnet": "modnet",
-    "composite": "modnet",
-    "paste": "media",
-}
+# task kind (`Task.stage`) -> the Serve app (services/<folder>) that runs it: the one stage table
+STAGE_APPS = TASK_APPS
 QVI_CONTEXT = (1, 2)
 
 
@@ -126,8 +112,15 @@ def _globals(b: _Builder, s: RenderSpec) -> None:
 def _driver(b: _Builder, s: RenderSpec) -> None:
     if s.reference_video_key:
         b.add("reference", "ingest", key=s.reference_video_key, kind="video")
+        # one CutVideo call cuts every segment (content-addressed): driver/0 makes them, the other
+        # segments wait for it and read the cached packs instead of cutting the whole range again
         b.per_segment(
-            "driver", "cut", lambda k: ("reference", "speech"), offset_s=s.reference_offset_s, size=256
+            "driver",
+            "cut",
+            lambda k: ("reference", "speech") + (("driver/0",) if k else ()),
+            offset_s=s.reference_offset_s,
+            size=256,
+            segment_frames=s.segment_frames,
         )
     else:
         b.per_segment("driver", "procedural", lambda k: ("face", "speech"), seed=s.seed, size=256)
@@ -142,7 +135,7 @@ def _pass1(b: _Builder, s: RenderSpec) -> str:
         mode="relative",
         adapt_movement_scale=True,
     )
-    # the smoothed face-box track is a per-render global over the whole pass-1 clip (ARCHITECTURE.md §3)
+    # the smoothed face-box track is a per-render global over the whole pass-1 clip (docs/architecture.md §3)
     b.add("wav2lip.track", "wav2lip", tuple(f"fomm1/{k}" for k in range(n)) + ("face",), pads=s.pads)
     b.per_segment(
         "wav2lip",

@@ -1,4 +1,4 @@
-"""Run a Plan: each task starts as soon as its dependencies are done (ARCHITECTURE.md §3).
+"""Run a Plan: each task starts as soon as its dependencies are done (docs/architecture.md §3).
 
 Transport-free: an `Executor` turns one task (+ its dependencies' results) into a `TaskResult`; the
 gRPC executor calls the stage services, tests use in-process ones. Per stage, at most
@@ -11,6 +11,7 @@ backoff; any other error fails the render at once, naming the task, and cancels 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lihq.errors import Cancelled, DeadlineExceeded, LihqError
-from lihq.grpc.errors import as_lihq_error
+from lihq.grpc.errors import AppDeploying, as_lihq_error
 from orchestrator.plan import Plan, Task
+
+log = logging.getLogger("lihq.orchestrator")
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,21 @@ class RetryPolicy:
     base_s: float = 0.5
     max_s: float = 10.0
     jitter: float = 0.2
+    # a stage app that is still deploying (AppDeploying) is retried for up to this long, past `attempts`
+    deploy_wait_s: float = 600.0
 
     def delay(self, attempt: int) -> float:
         d = min(self.max_s, self.base_s * 2 ** (attempt - 1))
         return d * (1 + self.jitter * (2 * random.random() - 1))
+
+    def again(self, err: LihqError, attempt: int, since: float) -> bool:
+        """Whether a failed call is tried again: retryable codes, `attempts` times; a stage app that is
+        deploying, until `deploy_wait_s` has passed since the first attempt."""
+        if not err.retryable:
+            return False
+        if attempt < self.attempts:
+            return True
+        return isinstance(err, AppDeploying) and time.monotonic() - since < self.deploy_wait_s
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,7 @@ async def call_with_retry(
     executor: Executor, task: Task, deps: Mapping[str, TaskResult], limits: Limits, retry: RetryPolicy
 ) -> TaskResult:
     """One task outside a Scheduler (creation-time checks): the same deadline and retry rules."""
-    attempt = 0
+    attempt, since = 0, time.monotonic()
     while True:
         attempt += 1
         try:
@@ -78,7 +92,7 @@ async def call_with_retry(
             cause: BaseException = exc
         except Exception as exc:  # noqa: BLE001 - classified below
             err, cause = as_lihq_error(exc), exc
-        if not err.retryable or attempt >= retry.attempts:
+        if not retry.again(err, attempt, since):
             raise err from cause
         await asyncio.sleep(retry.delay(attempt))
 
@@ -128,6 +142,7 @@ class Scheduler:
         self.on_done = on_done
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._cancel = asyncio.Event()
+        self._finished: asyncio.Queue | None = None
         self.calls: dict[str, int] = {}  # executor invocations per task id (resume tests count these)
         stages = [t.stage for t in plan.tasks.values()]
         self.progress = Progress({s: stages.count(s) for s in set(stages)}, {}, {})
@@ -136,6 +151,8 @@ class Scheduler:
 
     def cancel(self) -> None:
         self._cancel.set()
+        if self._finished is not None:
+            self._finished.put_nowait(None)  # wake run()
 
     def _count(self, task: Task, res: TaskResult) -> None:
         self.progress.done[task.stage] = self.progress.done.get(task.stage, 0) + 1
@@ -152,7 +169,8 @@ class Scheduler:
             self.calls[task.id] = self.calls.get(task.id, 0) + 1
             t0 = time.perf_counter()
             try:
-                res = await asyncio.wait_for(self.executor.run(task, deps), self.limits.deadline(task.stage))
+                async with asyncio.timeout(self.limits.deadline(task.stage)):  # no extra task per call
+                    res = await self.executor.run(task, deps)
             except TimeoutError as exc:
                 raise DeadlineExceeded(
                     f"{task.id}: no answer within {self.limits.deadline(task.stage):.0f} s"
@@ -162,7 +180,7 @@ class Scheduler:
         return res
 
     async def _run_task(self, task: Task) -> TaskResult:
-        attempt = 0
+        attempt, since = 0, time.monotonic()
         while True:
             attempt += 1
             try:
@@ -172,36 +190,66 @@ class Scheduler:
                 raise
             except Exception as exc:  # classify: only retryable codes are tried again
                 err = as_lihq_error(exc)
-                if not err.retryable or attempt >= self.retry.attempts or self._cancel.is_set():
+                if not self.retry.again(err, attempt, since) or self._cancel.is_set():
                     raise TaskFailed(task, err, attempt) from exc
+                log.info("retrying %s after %s (attempt %d): %s", task.id, err.code, attempt, err.message)
                 await asyncio.sleep(self.retry.delay(attempt))
 
     async def run(self) -> dict[str, TaskResult]:
-        pending = {tid: t for tid, t in self.plan.tasks.items() if tid not in self.results}
-        running: dict[asyncio.Task, Task] = {}
-        cancel_wait = asyncio.create_task(self._cancel.wait())
+        """O(1) bookkeeping per task: each task counts its unfinished dependencies, a finished task
+        decrements its dependents' counts, and finished tasks arrive on one queue (no scan of what is
+        pending or in flight per completion)."""
+        tasks = self.plan.tasks
+        waiting: dict[str, int] = {}
+        dependents: dict[str, list[str]] = {}
+        for tid, t in tasks.items():
+            if tid in self.results:
+                continue
+            open_deps = [d for d in t.deps if d not in self.results]
+            waiting[tid] = len(open_deps)
+            for d in open_deps:
+                dependents.setdefault(d, []).append(tid)
+        finished: asyncio.Queue[tuple[Task, asyncio.Task] | None] = asyncio.Queue()
+        self._finished = finished
+        running: set[asyncio.Task] = set()
+
+        def launch(task: Task) -> None:
+            fut = asyncio.create_task(self._run_task(task))
+            running.add(fut)
+            fut.add_done_callback(lambda f: finished.put_nowait((task, f)))
+
         try:
-            while pending or running:
-                for tid in [tid for tid, t in pending.items() if all(d in self.results for d in t.deps)]:
-                    task = pending.pop(tid)
-                    running[asyncio.create_task(self._run_task(task))] = task
+            if self._cancel.is_set():
+                raise Cancelled("render cancelled")
+            for tid, n in waiting.items():
+                if n == 0:
+                    launch(tasks[tid])
+            left = len(waiting)
+            while left:
                 if not running:
-                    raise LihqError(f"unsatisfiable dependencies: {sorted(pending)}")
-                finished, _ = await asyncio.wait([*running, cancel_wait], return_when=asyncio.FIRST_COMPLETED)
-                if self._cancel.is_set():
+                    raise LihqError(
+                        f"unsatisfiable dependencies: {sorted(t for t, n in waiting.items() if n)}"
+                    )
+                item = await finished.get()
+                if item is None or self._cancel.is_set():
                     raise Cancelled("render cancelled")
-                for fut in finished:
-                    task = running.pop(fut)
-                    res = fut.result()  # raises TaskFailed
-                    self.results[task.id] = res
-                    self._count(task, res)
-                    if self.on_done is not None:
-                        maybe = self.on_done(task, res)
-                        if asyncio.iscoroutine(maybe):
-                            await maybe
+                task, fut = item
+                running.discard(fut)
+                res = fut.result()  # raises TaskFailed
+                left -= 1
+                self.results[task.id] = res
+                self._count(task, res)
+                if self.on_done is not None:
+                    maybe = self.on_done(task, res)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+                for dep in dependents.pop(task.id, ()):
+                    waiting[dep] -= 1
+                    if waiting[dep] == 0:
+                        launch(tasks[dep])
             return self.results
         finally:
-            cancel_wait.cancel()
+            self._finished = None
             for fut in running:
                 fut.cancel()
             if running:

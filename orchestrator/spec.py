@@ -90,12 +90,12 @@ def _model_problems(s: RenderSpec) -> list[str]:
         out.append(f"passes={s.passes}: must be 1 or 2")
     if s.wav2lip_checkpoint not in WAV2LIP_CHECKPOINTS:
         out.append(
-            f"wav2lip_checkpoint {s.wav2lip_checkpoint!r}: expected one of {', '.join(WAV2LIP_CHECKPOINTS)}"
+            f"wav2lip_checkpoint {s.wav2lip_checkpoint[:40]!r}: expected one of {', '.join(WAV2LIP_CHECKPOINTS)}"
         )
     if len(s.pads) != 4 or any(p < 0 or p > 128 for p in s.pads):
         out.append(f"pads {s.pads}: four values (top bottom left right), each in [0, 128]")
     if s.gfpgan_version not in GFPGAN_VERSIONS:
-        out.append(f"gfpgan_version {s.gfpgan_version!r}: expected one of {', '.join(GFPGAN_VERSIONS)}")
+        out.append(f"gfpgan_version {s.gfpgan_version[:40]!r}: expected one of {', '.join(GFPGAN_VERSIONS)}")
     if s.upscale not in (1, 2, 3, 4):
         out.append(f"upscale={s.upscale}: must be 1, 2, 3 or 4 (256² → up to 1024²)")
     if not 0 <= s.interpolate <= MAX_INTERPOLATE:
@@ -122,7 +122,7 @@ def _background_problems(s: RenderSpec) -> list[str]:
     if len(sources) > 1:
         out.append("background: give one of color, image or video")
     if b.color and not (_HEX_COLOR.match(b.color) or b.color.lower() in _NAMED):
-        out.append(f"background color {b.color!r}: use #rrggbb or one of {', '.join(sorted(_NAMED))}")
+        out.append(f"background color {b.color[:40]!r}: use #rrggbb or one of {', '.join(sorted(_NAMED))}")
     if not 0.1 <= b.speaker_scale <= 4.0:
         out.append(f"speaker_scale={b.speaker_scale}: must be in [0.1, 4]")
     if b.video_offset_s < 0 or (b.video_offset_s and not b.video_key):
@@ -134,9 +134,36 @@ def _background_problems(s: RenderSpec) -> list[str]:
     return out
 
 
+MAX_SEED = 2**32 - 1
+MAX_OFFSET_PX = 8192
+MAX_NAME_CHARS = 100
+
+
+def _bounds_problems(s: RenderSpec) -> list[str]:
+    """Numbers and names the other checks take for granted: finite, in range, short."""
+    b, out = s.background, []
+    if not 0 <= s.seed <= MAX_SEED:
+        out.append(f"seed={s.seed}: must be in [0, {MAX_SEED}]")
+    for name, v in (
+        ("background video_offset_s", b.video_offset_s),
+        ("rotation_deg", b.rotation_deg),
+        ("speaker_scale", b.speaker_scale),
+    ):
+        if not math.isfinite(v):
+            out.append(f"{name}={v}: must be a finite number")
+    if math.isfinite(b.rotation_deg) and abs(b.rotation_deg) > 360:
+        out.append(f"rotation_deg={b.rotation_deg}: must be in [-360, 360]")
+    if abs(b.offset_x) > MAX_OFFSET_PX or abs(b.offset_y) > MAX_OFFSET_PX:
+        out.append(f"speaker offset ({b.offset_x}, {b.offset_y}): each must be within ±{MAX_OFFSET_PX} px")
+    for name, v in (("voice", s.voice), ("tts_backend", s.tts_backend)):
+        if len(v) > MAX_NAME_CHARS or any(ord(c) < 32 for c in v):
+            out.append(f"{name}: at most {MAX_NAME_CHARS} printable characters")
+    return out
+
+
 def validate(s: RenderSpec) -> list[str]:
     problems = [] if s.face_key else ["a face image is required"]
-    for part in (_speech_problems, _model_problems, _motion_problems, _background_problems):
+    for part in (_speech_problems, _model_problems, _motion_problems, _background_problems, _bounds_problems):
         problems += part(s)
     return problems
 

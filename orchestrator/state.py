@@ -1,20 +1,33 @@
-"""Render state in the object store (ARCHITECTURE.md §5): renders/<id>/render.json.
+"""Render state in the object store (docs/architecture.md §5), laid out so that every write is O(1):
 
-Everything needed to resume lives there — the request, the state, per-task results (object keys),
-progress and the error — so a restarted orchestrator continues unfinished renders without recomputing
-finished segments. Writes go through `put_bytes`, atomic on both stores.
+    renders/<id>/render.json         the record: request, state, progress, output, error (small; rewritten
+                                     on a state change and at most a few times a second for progress)
+    renders/<id>/tasks/<seq>.json    the task log: {task id: outputs} of the tasks finished since the
+                                     previous entry (one object per group of completions, never rewritten)
+    renders/_all/<shard>/<id>        listing index: one empty object per render (ids sort by creation time;
+                                     <shard> = id[:5]/id[5:8], see `index_key`)
+    renders/_state/<STATE>/<shard>/<id>   state index: one empty object per render in its current state
+    renders/_idempotency/<sha256>.json
+
+A restarted orchestrator lists `_state/QUEUED` and `_state/RUNNING` only, and a resumed render reads its
+task log to recompute nothing that finished. Writes go through `put_bytes`, atomic on both stores. The
+record is written before its state index moves (new entry, then the old one deleted), so a crash in
+between leaves an extra index entry, never a missing one: readers check the record's own state.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
+import os
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from lihq.errors import NotFound
+from lihq.errors import FailedPrecondition, NotFound
 from lihq.storage.base import ObjectStore, validate_key
 from orchestrator.scheduler import TaskResult
 from orchestrator.spec import Background, RenderSpec
@@ -23,12 +36,24 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 
 
+log = logging.getLogger("lihq.orchestrator")
+
+
+class CorruptRecord(FailedPrecondition):
+    """A render record that does not parse (the store is untrusted): an error for that render only."""
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def new_render_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """16 hex digits: milliseconds since the epoch (11) then randomness (5), so ids (and the listing
+    index) sort by creation time."""
+    return f"{time.time_ns() // 1_000_000:011x}{os.urandom(3).hex()[:5]}"
+
+
+_NOT_SAVED = ("results", "saved_state", "queue_position")  # results live in the task log
 
 
 @dataclass
@@ -46,12 +71,18 @@ class RenderRecord:
     error_stage: str = ""
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> outputs
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> outputs (task log)
     webhook_url: str = ""
     webhook: dict[str, Any] = field(default_factory=dict)  # delivery outcome: orchestrator/webhook.py
+    tenant: str = ""  # who created it (lihq.auth); '' = before tenants / in-process
+    # not persisted: the state this record had when last read or written (which index entry to move),
+    # and the position in this replica's queue (1 = next to start) while QUEUED
+    saved_state: str = field(default="", repr=False, compare=False)
+    queue_position: int = field(default=0, compare=False)
 
     def to_json(self) -> bytes:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SAVED}
+        d["spec"] = asdict(self.spec)
         return json.dumps(d, sort_keys=True).encode()
 
     @classmethod
@@ -60,14 +91,24 @@ class RenderRecord:
         spec = d.pop("spec")
         spec["background"] = Background(**spec.get("background", {}))
         spec["pads"] = tuple(spec.get("pads", (0, 20, 0, 0)))
-        return cls(spec=RenderSpec(**spec), **d)
+        rec = cls(spec=RenderSpec(**spec), **d)  # "results" is only in records written before the task log
+        rec.saved_state = rec.state
+        return rec
 
     def task_results(self) -> dict[str, TaskResult]:
         return {k: TaskResult(v) for k, v in self.results.items()}
 
 
+@functools.cache
+def _io_pool() -> ThreadPoolExecutor:
+    """Threads for the independent writes of one save (record + index entries): their latencies overlap."""
+    return ThreadPoolExecutor(8, thread_name_prefix="lihq-state")
+
+
 class RenderStore:
-    """CRUD of render records plus the idempotency index, on any ObjectStore."""
+    """Render records, their task logs and indexes, plus the idempotency index, on any ObjectStore.
+
+    Blocking (store I/O): the orchestrator calls these from a worker thread, never on its event loop."""
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
@@ -76,22 +117,172 @@ class RenderStore:
     def key(render_id: str) -> str:
         return validate_key(f"renders/{render_id}/render.json")
 
-    def save(self, rec: RenderRecord) -> None:
-        rec.updated_at = now()
-        self.store.put_bytes(self.key(rec.render_id), rec.to_json(), "application/json")
+    @staticmethod
+    def state_prefix(state: str) -> str:
+        return f"renders/_state/{state}/" if state else "renders/_all/"
 
-    def load(self, render_id: str) -> RenderRecord:
+    @classmethod
+    def index_key(cls, state: str, render_id: str) -> str:
+        """`<prefix><id[:5]>/<id[5:8]>/<id>`: ids start with the creation time in ms (hex), so a shard is
+        ~4.7 h and a sub-shard ~4 s of creations; a page opens one or two small directories of a
+        file store instead of one directory of every render (S3 lists by StartAfter either way)."""
+        shard, sub = render_id[:5] or "_", render_id[5:8] or "_"
+        return validate_key(f"{cls.state_prefix(state)}{shard}/{sub}/{render_id}")
+
+    @staticmethod
+    def _id_of(key: str) -> str:
+        return key.rsplit("/", 1)[1]
+
+    def save(self, rec: RenderRecord) -> None:
+        """Write the record; on its first write and when its state changed, move its index entries."""
+        rec.updated_at = now()
+        self.write(rec.render_id, rec.to_json(), rec.state, rec.saved_state)
+        rec.saved_state = rec.state
+
+    def write(self, render_id: str, body: bytes, state: str, saved_state: str) -> None:
+        """`save` with the record already serialised (by the event loop that owns it): the body and,
+        when the state moved from `saved_state` ('' = never written), the new index entries, all at
+        once; then the old entry is deleted. (Readers check the record's own state, so an index entry
+        written before the record, or one left behind by a crash, is harmless.)"""
+        keys = [self.key(render_id)]
+        if saved_state != state:
+            if not saved_state:
+                keys.append(self.index_key("", render_id))
+            keys.append(self.index_key(state, render_id))
+        if len(keys) == 1:
+            self.store.put_bytes(keys[0], body, "application/json")
+        else:
+            bodies = [body] + [b""] * (len(keys) - 1)
+            list(
+                _io_pool().map(lambda kb: self.store.put_bytes(kb[0], kb[1]), zip(keys, bodies, strict=True))
+            )
+        if saved_state and saved_state != state:
+            self.store.delete(self.index_key(saved_state, render_id))
+
+    def drop_stale_index(self, render_id: str, state: str) -> None:
+        """Delete a `_state/<state>` entry whose record has moved on (left by a crash between writes)."""
+        self.store.delete(self.index_key(state, render_id))
+
+    def load(self, render_id: str, results: bool = False) -> RenderRecord:
+        """The record; with `results`, also every finished task's outputs from the task log."""
         try:
-            return RenderRecord.from_json(self.store.get_bytes(self.key(render_id)))
+            data = self.store.get_bytes(self.key(render_id))
         except NotFound as exc:
             raise NotFound(f"no render {render_id!r}") from exc
+        try:
+            rec = RenderRecord.from_json(data)
+            if rec.state not in (QUEUED, RUNNING, *TERMINAL) or rec.render_id != render_id:
+                raise ValueError("unknown state or another render's id")
+        except Exception as exc:  # noqa: BLE001 - the store is untrusted: one bad record, one clear error
+            raise CorruptRecord(
+                f"render {render_id!r}: its record in the store is unreadable ({type(exc).__name__}); "
+                "an operator must restore or delete renders/<id>/render.json"
+            ) from exc
+        if results:
+            rec.results.update(self.load_results(render_id))
+        return rec
 
-    def list(self) -> list[RenderRecord]:
+    # -- task log -----------------------------------------------------------------------------
+    @staticmethod
+    def _log_prefix(render_id: str) -> str:
+        return f"renders/{render_id}/tasks/"
+
+    def append_results(self, render_id: str, seq: int, results: dict[str, dict[str, Any]]) -> None:
+        """Entry `seq` of the task log (a new object: the log is never rewritten)."""
+        body = json.dumps(results, sort_keys=True).encode()
+        self.store.put_bytes(
+            validate_key(f"{self._log_prefix(render_id)}{seq:09d}.json"), body, "application/json"
+        )
+
+    def load_results(self, render_id: str) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for info in self.store.list(self._log_prefix(render_id)):
+            out.update(json.loads(self.store.get_bytes(info.key)))
+        return out
+
+    def log_length(self, render_id: str) -> int:
+        """The next free task-log sequence number."""
+        last = 0
+        for info in self.store.list(self._log_prefix(render_id)):
+            last = max(last, int(info.key.rsplit("/", 1)[1].split(".")[0]) + 1)
+        return last
+
+    # -- listing ------------------------------------------------------------------------------
+    def page(self, state: str = "", after: str = "", limit: int = 100) -> tuple[list[RenderRecord], str]:
+        """Up to `limit` records in creation order after render id `after` (of `state` when given), read
+        through the index; returns them and the id to continue after ('' at the end). Index entries
+        whose record has moved on (a crash between the two writes) are skipped."""
+        prefix = self.state_prefix(state)
+        out: list[RenderRecord] = []
+        cursor = self.index_key(state, after) if after else ""
+        while True:
+            want = limit - len(out)
+            infos = self.store.list_page(prefix, cursor, want + 1)  # one more: is there a next page?
+            page = infos[:want]
+            if page:
+                cursor = page[-1].key
+            # the records of a page are read at once (store reads wait on I/O, not on each other)
+            for rec in _io_pool().map(self._load_listed, [self._id_of(i.key) for i in page]):
+                if rec is not None and (not state or rec.state == state):
+                    out.append(rec)
+            if len(infos) <= want:
+                return out, ""
+            if len(out) >= limit:
+                return out, self._id_of(cursor)
+
+    def _load_listed(self, render_id: str) -> RenderRecord | None:
+        try:
+            return self.load(render_id)
+        except NotFound:
+            return None
+        except CorruptRecord as exc:  # listed calls go on; the bad record is reported
+            log.warning("ListRenders skips %s", exc.message)
+            return None
+
+    def ids(self, state: str = "") -> list[str]:
+        """Every render id in the index (of `state`), in creation order."""
+        return [self._id_of(info.key) for info in self.store.list(self.state_prefix(state))]
+
+    def list(self, state: str = "") -> list[RenderRecord]:
         out = []
+        for rid in self.ids(state):
+            try:
+                rec = self.load(rid)
+            except NotFound:
+                continue
+            except CorruptRecord as exc:
+                log.warning("skipping %s", exc.message)
+                continue
+            if not state or rec.state == state:
+                out.append(rec)
+        return out
+
+    INDEX_MARKER = "renders/_index/v1"
+
+    def ensure_index(self) -> int:
+        """Once per store: index the records written before the index existed (a walk of renders/),
+        then leave a marker so later starts skip it. Returns how many records were indexed."""
+        if self.store.exists(self.INDEX_MARKER):
+            return 0
+        n = self.reindex()
+        self.store.put_bytes(self.INDEX_MARKER, b"", "application/octet-stream")
+        return n
+
+    def reindex(self) -> int:
+        """Index records written before the index existed (a one-time upgrade); returns how many."""
+        indexed = set(self.ids())
+        n = 0
         for info in self.store.list("renders/"):
-            if info.key.endswith("/render.json"):
-                out.append(RenderRecord.from_json(self.store.get_bytes(info.key)))
-        return sorted(out, key=lambda r: (r.created_at, r.render_id))
+            parts = info.key.split("/")
+            if len(parts) == 3 and parts[2] == "render.json" and not parts[1].startswith("_"):
+                if parts[1] not in indexed:
+                    rec = self.load(parts[1])
+                    if rec.results:  # results inside render.json (the old layout): to the task log
+                        self.append_results(rec.render_id, self.log_length(rec.render_id), rec.results)
+                    rec.saved_state = ""
+                    self.save(rec)
+                    n += 1
+        return n
 
     def _idem_key(self, idempotency_key: str) -> str:
         return f"renders/_idempotency/{hashlib.sha256(idempotency_key.encode()).hexdigest()}.json"

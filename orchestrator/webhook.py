@@ -36,8 +36,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -45,6 +47,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 
 from lihq.config import WebhookConfig
 from lihq.errors import InvalidInput
@@ -70,8 +73,10 @@ Sleep = Callable[[float], Awaitable[object]]
 
 
 # -- the URL, at CreateRender ---------------------------------------------------------------------
-def validate_webhook_url(url: str, allow_hosts: tuple[str, ...] = ()) -> str:
-    """Return the URL to store ("" = no webhook) or raise InvalidInput saying what to change."""
+def validate_webhook_url(url: str, allow_hosts: tuple[str, ...] = (), resolve: Resolve | None = None) -> str:
+    """Return the URL to store ("" = no webhook) or raise InvalidInput saying what to change.
+
+    The host is resolved (`resolve`, default: the system resolver) and refused when it is internal."""
     url = url.strip()
     if not url:
         return ""
@@ -98,10 +103,94 @@ def validate_webhook_url(url: str, allow_hosts: tuple[str, ...] = ()) -> str:
     allowed = {h.lower() for h in allow_hosts}
     if allowed and parts.hostname.lower() not in allowed:
         raise InvalidInput(
-            f"webhook_url host {parts.hostname!r} is not allowed; allowed hosts "
+            f"webhook_url host {parts.hostname[:100]!r} is not allowed; allowed hosts "
             f"(LIHQ_WEBHOOK_ALLOW_HOSTS): {', '.join(sorted(allowed))}"
         )
+    check_destination(
+        parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80), allowed, resolve
+    )
     return url
+
+
+# -- where a webhook may go (SSRF) ------------------------------------------------------------------
+Resolve = Callable[[str, int], list[str]]
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (an IP literal resolves to itself)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def internal_reason(address: str) -> str:
+    """Why `address` is off limits for a webhook ('' when it is a public unicast address)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for flag, name in (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(ip, flag):
+            return name
+    if not ip.is_global:
+        return "non-global"
+    return ""
+
+
+def check_destination(
+    host: str,
+    port: int,
+    allowed: set[str] | frozenset[str] = frozenset(),
+    resolve: Resolve | None = None,
+    at_delivery: bool = False,
+) -> None:
+    """Refuse a host that resolves to a loopback, link-local, private, multicast or otherwise internal
+    address, unless LIHQ_WEBHOOK_ALLOW_HOSTS names it. Raises InvalidInput. At CreateRender a name that
+    does not resolve (yet) passes; at delivery (`at_delivery`) it is refused."""
+    if host.lower() in allowed:
+        return
+    try:
+        addresses = (resolve or resolve_host)(host, port)
+    except (OSError, UnicodeError) as exc:
+        if not at_delivery:  # a name that does not resolve yet is checked again when the webhook is sent
+            return
+        raise InvalidInput(
+            f"webhook_url host {host[:100]!r} does not resolve ({type(exc).__name__})"
+        ) from None
+    if not addresses and at_delivery:
+        raise InvalidInput(f"webhook_url host {host[:100]!r} does not resolve")
+    for addr in addresses:
+        why = internal_reason(addr)
+        if why:
+            raise InvalidInput(
+                f"webhook_url host {host[:100]!r} resolves to {addr}, a {why} address: webhooks may not "
+                "reach internal addresses (an operator can name the host in LIHQ_WEBHOOK_ALLOW_HOSTS)"
+            )
+
+
+class _PublicResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp resolver that drops internal addresses at connect time (DNS rebinding after CreateRender)."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._allowed = allowed
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
+        out = await self._inner.resolve(host, port, family)
+        if host.lower() in self._allowed:
+            return out
+        public = [r for r in out if not internal_reason(r["host"])]
+        if not public:
+            raise OSError(f"{host} resolves only to internal addresses; refused")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 # -- payload and signature ------------------------------------------------------------------------
@@ -179,7 +268,19 @@ async def deliver(rec: RenderRecord, cfg: WebhookConfig, sleep: Sleep = asyncio.
     body, delivery_id = build_body(rec), str(uuid.uuid4())
     status, error, attempt = 0, "", 0
     timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT}) as session:
+    allowed = {h.lower() for h in cfg.allow_hosts}
+    parts = urlsplit(rec.webhook_url)
+    try:  # again at delivery: the name may resolve elsewhere now (and the resolver below checks each connect)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        await asyncio.to_thread(check_destination, parts.hostname or "", port, allowed, None, True)
+    except (InvalidInput, ValueError) as exc:
+        msg = exc.message if isinstance(exc, InvalidInput) else str(exc)
+        slog.warning("webhook refused: %s", msg)
+        return WebhookResult(False, 0, 0, f"refused: {msg}", delivery_id)
+    connector = aiohttp.TCPConnector(resolver=_PublicResolver(allowed))
+    async with aiohttp.ClientSession(
+        timeout=timeout, headers={"User-Agent": USER_AGENT}, connector=connector
+    ) as session:
         for attempt in range(1, cfg.max_attempts + 1):
             ts = int(time.time())
             headers = {

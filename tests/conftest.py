@@ -9,11 +9,17 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# Unit tests host servicers in-process without credentials; authentication (API tokens, the internal
+# stage credential) is exercised where it matters: tests/security and tests/integration start `lihq serve`
+# with LIHQ_AUTH=on, and tests/lihq/test_auth.py turns it on explicitly.
+os.environ.setdefault("LIHQ_AUTH", "off")
 
 from lihq.storage import FileStore, ObjectStore, S3Store  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402  (the repo root is on sys.path: pytest pythonpath)

@@ -53,10 +53,23 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class ControlPlane:
+    """What the orchestrator itself sustains (bench/control_plane_bench.py): stage tasks scheduled per
+    second by one orchestrator replica (render actor process), plus a fixed cost per render (creation
+    and state writes). 0 tasks/s: not measured, not modelled."""
+
+    tasks_per_s_per_replica: float = 0.0
+    per_render_ms: float = 0.0
+    replicas: int = 1
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Costs:
     profiles: Mapping[str, Profile]
     segment_frames: int = 50
     fps: float = 25.0
+    control_plane: ControlPlane = ControlPlane()
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -84,7 +97,19 @@ def load_costs(source: Path | str | Mapping[str, Any]) -> Costs:
                 ops[oname] = OpCost(float(o.get("per_segment_s", 0)), float(o.get("per_render_s", 0)))
             stages[sname] = StageCost(ops, float(s.get("replicas_per_gpu", 1)), bool(s.get("placeholder")))
         profiles[pname] = Profile(pname, stages, str(p.get("source", "")))
-    return Costs(profiles, int(raw.get("segment_frames", 50)), float(raw.get("fps", 25.0)))
+    cp = raw.get("control_plane") or {}
+    unknown = sorted(set(cp) - {"tasks_per_s_per_replica", "per_render_ms", "replicas", "source"})
+    if unknown:
+        raise InvalidInput(f"costs: control_plane: unknown keys {unknown}")
+    control = ControlPlane(
+        float(cp.get("tasks_per_s_per_replica", 0)),
+        float(cp.get("per_render_ms", 0)),
+        int(cp.get("replicas", 1)),
+        str(cp.get("source", "")),
+    )
+    if control.tasks_per_s_per_replica < 0 or control.per_render_ms < 0 or control.replicas < 1:
+        raise InvalidInput("costs: control_plane: rates and costs must be >= 0, replicas >= 1")
+    return Costs(profiles, int(raw.get("segment_frames", 50)), float(raw.get("fps", 25.0)), control)
 
 
 @dataclass(frozen=True)
@@ -222,3 +247,25 @@ def recommend(
     rate = min(gpus[s] / (work[s] * unit[s]) for s in used)  # videos per second the GPUs sustain
     media = max(1, math.ceil(rate * work.get(CPU_STAGE, 0.0) / media_util))
     return Allocation(gpus, media)
+
+
+# orchestrator tasks beyond the chain's model ops: orchestrator/plan.py makes 6 per segment for passes 2
+# plus 8 per-render globals (38 tasks for a 10 s render of 5 segments, 10,808 for 3600 s)
+PLAN_TASKS_PER_SEGMENT_EXTRA = 0.0
+PLAN_GLOBAL_TASKS = 8
+
+
+def orchestrator_tasks_per_video(w: Workload, costs: Costs) -> float:
+    """Stage tasks the orchestrator schedules for one video of mean length (close to orchestrator/plan.py)."""
+    per_segment = sum(max(1.0, mult) for _, mult in chain(w)) + PLAN_TASKS_PER_SEGMENT_EXTRA
+    return PLAN_GLOBAL_TASKS + segments_for(w.mean_length_s, costs) * per_segment
+
+
+def control_plane_per_hour(w: Workload, costs: Costs, replicas: int | None = None) -> float:
+    """Videos/hour the orchestrator replicas can drive (inf when the control plane is not measured)."""
+    cp = costs.control_plane
+    if cp.tasks_per_s_per_replica <= 0:
+        return math.inf
+    n = replicas if replicas is not None else cp.replicas
+    seconds = orchestrator_tasks_per_video(w, costs) / cp.tasks_per_s_per_replica + cp.per_render_ms / 1000
+    return 3600.0 * n / seconds

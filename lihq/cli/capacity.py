@@ -47,14 +47,15 @@ def _split(text: str | None, total: float, work: dict[str, float], gpu: cap.Prof
 
 def table_rows(
     costs: cap.Costs, gpu: cap.Profile, cpu: cap.Profile, base: cap.Workload, counts: list[float],
-    load: float, videos_per_hour: float | None, split: str | None,
+    load: float, videos_per_hour: float | None, split: str | None, orchestrators: int | None = None,
 ) -> list[dict]:  # fmt: skip
     work = cap.work_per_video(base, gpu, cpu, costs)
+    control = cap.control_plane_per_hour(base, costs, orchestrators)  # the orchestrator as a stage
     rows = []
     for g in counts:
         alloc = _split(split, g, work, gpu)
         per_stage = cap.capacity_per_hour(alloc, work, gpu)
-        capacity = min(per_stage.values())
+        capacity = min(*per_stage.values(), control)
         rate = videos_per_hour if videos_per_hour is not None else load * capacity
         w = replace(base, videos_per_hour=rate)
         sim = cap.simulate(w, costs, gpu, cpu, alloc)
@@ -63,7 +64,8 @@ def table_rows(
             {
                 "gpus": g, "split": alloc.label(), "capacity": capacity, "offered": rate,
                 "throughput": sim.throughput_per_h, "p50": sim.latency_p50_s, "p95": sim.latency_p95_s,
-                "util": used, "bottleneck": max(used, key=lambda s: used[s]), "stable": rate < capacity,
+                "util": used, "stable": rate < capacity,
+                "bottleneck": "orchestrator" if control <= min(per_stage.values()) else max(used, key=lambda s: used[s]),
             }
         )  # fmt: skip
     return rows
@@ -107,10 +109,12 @@ def _print_table(rows: list[dict]) -> None:
     "--renders", type=int, default=500, show_default=True, help="Videos simulated per row (at least)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--orchestrators", type=click.IntRange(1, 100_000), default=None,
+              help="Orchestrator replicas (render-actor processes); default: control_plane.replicas.")  # fmt: skip
 def capacity(
     costs_path: Path, gpu_profile: str, cpu_profile: str, gpus: str, videos_per_hour: float | None,
     load: float, length_s: float, length_dist: str, passes: int, interpolate: int, background: bool,
-    text: bool, split: str | None, renders: int, seed: int,
+    text: bool, split: str | None, renders: int, seed: int, orchestrators: int | None,
 ) -> None:  # fmt: skip
     """Predict throughput, latency, per-stage utilisation and the bottleneck for N GPUs."""
     if not 0 < load < 10:
@@ -129,9 +133,19 @@ def capacity(
     )
     click.echo(f"costs: {costs_path} [{gpu.name}: {gpu.source}] [{cpu.name}: {cpu.source}]")
     click.echo("replica-seconds per video: " + ", ".join(f"{s} {w:.1f}" for s, w in work.items() if w > 0))
+    cp = costs.control_plane
+    if cp.tasks_per_s_per_replica > 0:
+        n = orchestrators or cp.replicas
+        click.echo(
+            f"control plane: {cap.orchestrator_tasks_per_video(base, costs):.0f} orchestrator tasks per video; "
+            f"{cp.tasks_per_s_per_replica:g} tasks/s per replica x {n} -> "
+            f"{cap.control_plane_per_hour(base, costs, n):.0f} videos/h at most [{cp.source}]"
+        )
     if placeholders:
         click.echo(
             f"WARNING: placeholder (unmeasured) costs for {', '.join(placeholders)}: figures are estimates"
         )
     click.echo("")
-    _print_table(table_rows(costs, gpu, cpu, base, _gpu_counts(gpus), load, videos_per_hour, split))
+    _print_table(
+        table_rows(costs, gpu, cpu, base, _gpu_counts(gpus), load, videos_per_hour, split, orchestrators)
+    )

@@ -1,6 +1,7 @@
 """`lihq submit / watch / status / cancel / list`: talk to a running RenderService (`lihq serve`, or a
 cluster's proxy) over gRPC. Inputs go up through RenderService.UploadInput (no store credentials needed)
-and land content-addressed under inputs/<sha256>.<ext>."""
+and land content-addressed under the tenant's tenants/<tenant>/inputs/<sha256>.<ext>. Every call sends
+`authorization: Bearer <token>` with the token of LIHQ_API_TOKEN, else of $LIHQ_HOME/api-token."""
 
 from __future__ import annotations
 
@@ -21,14 +22,24 @@ app_opt = click.option("--application", default="orchestrator", show_default=Tru
 
 
 def _stub(address: str):
+    from lihq.grpc.client import open_channel
     from lihq.v1 import render_pb2_grpc
 
-    return render_pb2_grpc.RenderServiceStub(grpc.insecure_channel(address))
+    return render_pb2_grpc.RenderServiceStub(open_channel(address))
+
+
+def _metadata(application: str) -> tuple[tuple[str, str], ...]:
+    """`application` for Serve's proxy, and the API token: LIHQ_API_TOKEN, else $LIHQ_HOME/api-token
+    (the admin token `lihq serve` saved there on its first start)."""
+    from lihq.auth import client_token
+
+    token = client_token()
+    return (("application", application),) + ((("authorization", f"Bearer {token}"),) if token else ())
 
 
 def _call(fn, request, application: str, timeout: float = 120.0):
     try:
-        return fn(request, metadata=(("application", application),), timeout=timeout)
+        return fn(request, metadata=_metadata(application), timeout=timeout)
     except grpc.RpcError as exc:
         raise error_from_rpc(exc) from exc
 

@@ -25,6 +25,23 @@ class LihqGroup(click.Group):
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(2 if isinstance(exc, InvalidInput) else 1)
 
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        """Click's own usage errors (a missing option, a bad value) as one `error:` line too."""
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "lihq"
+            click.echo(f"error: {exc.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 serve_config_opt = click.option(
     "--config",
@@ -54,10 +71,44 @@ def cli() -> None:
     show_default=True,
     help="Seconds to wait for every app to be RUNNING.",
 )
-def serve(config_path: Path, grpc_port: int | None, http_port: int | None, ready_timeout: float) -> None:
-    """Start Ray + Serve's gRPC proxy and deploy the stage apps; run until Ctrl-C."""
-    from lihq import serving
+@click.option(
+    "--weights",
+    "weights_mode",
+    type=click.Choice(["real", "synthetic"]),
+    default="real",
+    show_default=True,
+    help="synthetic: deterministic stand-in checkpoints, to smoke-test a deployment end to end.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Accept calls without API tokens and stage calls without the internal credential (never on a network).",
+)
+def serve(
+    config_path: Path,
+    grpc_port: int | None,
+    http_port: int | None,
+    ready_timeout: float,
+    weights_mode: str,
+    insecure_no_auth: bool,
+) -> None:
+    """Start Ray + Serve's gRPC proxy and deploy the stage apps; run until Ctrl-C.
+
+    Clients authenticate with `authorization: Bearer <token>`: the first start creates an admin token in
+    $LIHQ_HOME/api-token (see `lihq tokens`)."""
+    from lihq import auth, serving
     from lihq.config import RayConfig
+
+    for line in auth.prepare_serve(insecure_no_auth):
+        click.echo(line)
+
+    if weights_mode == "synthetic":
+        from rich.console import Console
+
+        from lihq.cli.weightsmode import SERVE_RECIPE, prepare_weights
+
+        wdir = prepare_weights(SERVE_RECIPE, "synthetic", Console(stderr=True))
+        click.echo(f"SYNTHETIC WEIGHTS in {wdir}: renders are smoke tests, not real videos")
 
     opts = serving.ServeOptions(config_path, grpc_port, http_port, RayConfig.from_env(), ready_timeout)
     cfg = serving.load_serve_config(config_path, grpc_port, http_port)
@@ -94,6 +145,15 @@ def host(config_path: Path, apps: tuple[str, ...], address: str) -> None:
     from lihq import plainhost, serving
 
     cfg = serving.load_serve_config(config_path)
+    from lihq.auth import auth_enabled
+    from lihq.grpc.auth import internal_token
+
+    if auth_enabled() and not internal_token():
+        click.echo(
+            "warning: LIHQ_INTERNAL_TOKEN is not set, so these stages refuse every call: set it to the "
+            "orchestrator's (or LIHQ_AUTH=off on a sealed dev box)",
+            err=True,
+        )
 
     async def run() -> None:
         server, port, hosted = await plainhost.host(cfg, apps, address)
@@ -129,6 +189,9 @@ def _register_optional() -> None:
 
     cli.add_command(tts)
     from lihq.cli.client import cancel, list_renders, status, submit, upload, watch
+    from lihq.cli.tokens import tokens
+
+    cli.add_command(tokens)
 
     for cmd in (upload, submit, watch, status, cancel, list_renders):
         cli.add_command(cmd)

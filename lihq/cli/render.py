@@ -1,4 +1,4 @@
-"""`lihq render`: the embedded default of ARCHITECTURE.md §4 — a local Ray with every stage app behind
+"""`lihq render`: the embedded default of docs/architecture.md §4 — a local Ray with every stage app behind
 Serve's gRPC proxy, the object store from the environment (files under the cache dir, or S3), and the
 orchestrator in this process. Live progress per stage with an ETA; Ctrl-C cancels cleanly.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import click
@@ -17,12 +18,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from lihq.config import RayConfig, StoreConfig, WeightsConfig, lihq_home
-from lihq.errors import InvalidInput, WeightsMissing
+from lihq.cli.weightsmode import needed_weights, prepare_weights
+from lihq.config import RayConfig, StoreConfig
+from lihq.errors import InvalidInput
 from lihq.storage import open_store
 from lihq.storage.base import ObjectStore, content_key, sha256_file
 
-MODELS = {"fomm": "fomm", "wav2lip": "s3fd", "gfpgan": "facexlib", "qvi": "qvi", "modnet": "modnet"}
 _COLORS = {"green", "blue", "black", "white", "red", "gray", "grey"}
 
 
@@ -35,52 +36,62 @@ def upload(store: ObjectStore, path: Path, what: str) -> str:
     return key
 
 
-def needed_weights(spec) -> list[str]:
-    names = ["fomm", spec.wav2lip_checkpoint, "s3fd", f"gfpgan-{spec.gfpgan_version}", "facexlib"]
-    if spec.interpolate:
-        names.append("qvi")
-    if spec.background.kind != "none":
-        names.append("modnet")
-    if spec.background_upsampler:
-        names.append("realesrgan-x2plus")
-    return names
+# stages in pipeline order (the live table and the summary list them so)
+PIPELINE_ORDER = (
+    "ingest",
+    "face",
+    "tts",
+    "audio",
+    "procedural",
+    "cut",
+    "fomm",
+    "wav2lip",
+    "gfpgan",
+    "qvi",
+    "modnet",
+    "composite",
+    "paste",
+    "encode",
+)
 
 
-def prepare_weights(spec, mode: str, console: Console) -> Path:
-    """Real: check the files are there (one clear line if not). Synthetic: make them once (seed 1)."""
-    from lihq.weights import registry
-    from lihq.weights.synth import synthesize
-
-    names = needed_weights(spec)
-    if mode == "synthetic":
-        wdir = lihq_home() / "weights-synthetic" / "seed1"
-        for name in names:
-            missing = [p for p in registry.local_paths(registry.get_entry(name), wdir) if not p.exists()]
-            if missing:
-                console.print(f"synthesizing {name} weights (seed 1) …")
-                synthesize(name, 1, wdir)
-        return wdir
-    cfg = WeightsConfig.from_env()
-    missing = [
-        n for n in names if any(not p.exists() for p in registry.local_paths(registry.get_entry(n), cfg))
-    ]
-    if missing:
-        raise WeightsMissing(
-            f"missing weights: {', '.join(missing)} in {cfg.dir}; run `lihq weights fetch {' '.join(missing)}` "
-            "or render a smoke test with --weights synthetic"
-        )
-    return cfg.dir
+def _ordered(progress: dict) -> list[str]:
+    rank = {s: i for i, s in enumerate(PIPELINE_ORDER)}
+    return sorted(progress, key=lambda s: (rank.get(s, len(rank)), s))
 
 
 def progress_table(rec, synthetic: bool) -> Table:
     t = Table(title=f"render {rec.render_id} — {rec.state}" + (" — SYNTHETIC WEIGHTS" if synthetic else ""))
     for c in ("stage", "done", "total", ""):
         t.add_column(c)
-    for stage, (done, total) in sorted(rec.progress.items()):
+    for stage in _ordered(rec.progress):
+        done, total = rec.progress[stage]
         bar = "█" * int(20 * done / max(1, total))
         t.add_row(stage, str(done), str(total), bar.ljust(20, "░"))
     t.caption = f"ETA {rec.eta_s:.0f} s" if rec.eta_s else ""
     return t
+
+
+def check_output_path(output: Path, inputs: list[Path]) -> None:
+    """Refuse an output that is (or is a hard link of) an input: a render never destroys its inputs."""
+    out = output.expanduser()
+    for src in inputs:
+        same = out.resolve() == src.expanduser().resolve()
+        if not same and out.exists() and src.exists():
+            try:
+                same = os.path.samefile(out, src)
+            except OSError:
+                same = False
+        if same:
+            raise InvalidInput(
+                f"-o {output} is the input {src}: choose another output path (inputs are never overwritten)"
+            )
+    if out.is_dir():
+        raise InvalidInput(f"-o {output} is a directory: give a file name such as {output / 'out.mp4'}")
+
+
+def _is_color(value: str) -> bool:
+    return value.startswith("#") or value.lower() in _COLORS
 
 
 def background_from(value: str | None, store: ObjectStore):
@@ -88,7 +99,7 @@ def background_from(value: str | None, store: ObjectStore):
 
     if not value:
         return Background()
-    if value.startswith("#") or value.lower() in _COLORS:
+    if _is_color(value):
         return Background(color=value)
     path = Path(value)
     key = upload(store, path, "background")
@@ -96,17 +107,33 @@ def background_from(value: str | None, store: ObjectStore):
     return Background(video_key=key) if is_video else Background(image_key=key)
 
 
-async def run_render(orch, spec, console: Console, synthetic: bool):
+async def run_render(orch, spec, console: Console, synthetic: bool, finished_at: dict | None = None):
+    """Create the render and show its live table; `finished_at[stage]` = seconds until it was done."""
+    t0 = time.monotonic()
+    finished_at = {} if finished_at is None else finished_at
     [created] = await orch.create([spec])
     rec = created
     with Live(progress_table(rec, synthetic), console=console, refresh_per_second=4) as live:
         try:
             async for update in orch.watch(created.render_id, timeout_s=1.0):
                 rec = update
+                for stage, (done, total) in rec.progress.items():
+                    if done >= total and stage not in finished_at:
+                        finished_at[stage] = time.monotonic() - t0
                 live.update(progress_table(rec, synthetic))
         except asyncio.CancelledError:
             rec = await orch.cancel(created.render_id)
     return rec
+
+
+def summary_lines(rec, finished_at: dict, startup_s: float, total_s: float) -> list[str]:
+    """The closing lines: when each stage (pipeline order) was done, and the whole time."""
+    parts = [f"{s} {finished_at[s]:.1f}s" for s in _ordered(finished_at)]
+    return [
+        f"stages done at (s after submit): {', '.join(parts)}",
+        f"time: {total_s:.0f} s in all ({startup_s:.0f} s starting the stage services, "
+        f"{total_s - startup_s:.0f} s rendering)",
+    ]
 
 
 @click.command()
@@ -166,8 +193,11 @@ def render(
     from orchestrator.spec import RenderSpec, check, with_defaults
 
     console = Console(stderr=True)
+    t_start = time.monotonic()
     if bool(audio) == bool(text):
         raise InvalidInput("give exactly one of --audio or --text")
+    bg_file = Path(background) if background and not _is_color(background) else None
+    check_output_path(output, [p for p in (face, audio, ref_video, bg_file) if p is not None])
     store = open_store(StoreConfig.from_env())
     spec = check(
         with_defaults(
@@ -192,9 +222,7 @@ def render(
         )
     )
     synthetic = weights_mode == "synthetic"
-    os.environ["LIHQ_WEIGHTS_DIR"] = str(
-        prepare_weights(spec, weights_mode, console)
-    )  # the replicas inherit it
+    wdir = prepare_weights(needed_weights(spec), weights_mode, console)  # sets the env the replicas inherit
     if synthetic:
         console.print("[bold yellow]SYNTHETIC WEIGHTS[/]: a smoke test of the pipeline, not a real video.")
     opts = serving.ServeOptions(
@@ -202,8 +230,10 @@ def render(
     )
     console.print("starting the stage services (local Ray + Serve gRPC proxy) …")
     serving.deploy(opts)
+    startup_s = time.monotonic() - t_start
+    finished_at: dict[str, float] = {}
     try:
-        rec = asyncio.run(_render(store, spec, grpc_port, console, synthetic))
+        rec = asyncio.run(_render(store, spec, grpc_port, console, synthetic, finished_at))
     finally:
         serving.shutdown()
     if rec.state != "SUCCEEDED":
@@ -213,9 +243,14 @@ def render(
             else _failed(rec)
         )
     output.parent.mkdir(parents=True, exist_ok=True)
-    store.get_file(rec.output_key, output)
-    note = " (SYNTHETIC WEIGHTS: smoke test)" if synthetic else ""
-    console.print(f"wrote {output}{note}; store key {rec.output_key}")
+    tmp = output.with_name(f".{output.name}.part")
+    store.get_file(rec.output_key, tmp)
+    os.replace(tmp, output)
+    for line in summary_lines(rec, finished_at, startup_s, time.monotonic() - t_start):
+        console.print(line, soft_wrap=True, highlight=False)
+    kind = "SYNTHETIC (seed 1, a smoke test: not a real video)" if synthetic else "real"
+    console.print(f"weights: {kind} from {wdir}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"wrote {output.resolve()} (store key {rec.output_key})", soft_wrap=True, markup=False)
 
 
 def _failed(rec):
@@ -224,7 +259,7 @@ def _failed(rec):
     return Internal(f"render {rec.state.lower()} at stage {rec.error_stage or '?'}: {rec.error}")
 
 
-async def _render(store, spec, grpc_port, console, synthetic):
+async def _render(store, spec, grpc_port, console, synthetic, finished_at):
     from lihq.grpc.client import StageEndpoint
     from orchestrator import adapters_models  # noqa: F401
     from orchestrator.core import Orchestrator
@@ -233,4 +268,4 @@ async def _render(store, spec, grpc_port, console, synthetic):
 
     endpoints = {app: StageEndpoint(f"127.0.0.1:{grpc_port}", app) for app in STAGE_APPS}
     orch = Orchestrator(store, GrpcExecutor(endpoints), synthetic=synthetic)
-    return await run_render(orch, spec, console, synthetic)
+    return await run_render(orch, spec, console, synthetic, finished_at)

@@ -1,4 +1,4 @@
-"""`lihq weights …`: list, fetch, verify and synthesize checkpoints (ARCHITECTURE §6).
+"""`lihq weights …`: list, fetch, verify and synthesize checkpoints (docs/architecture.md, "Weights").
 
 The group is exported as `weights`; `lihq.cli.main` mounts it. Every command turns a
 `lihq.errors.LihqError` into one line `error: <message>` on stderr and exit status 1 (no traceback).
@@ -146,7 +146,12 @@ def verify_cmd(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 @weights.command(name="synthesize")
 @click.argument("name")
-@click.option("--seed", type=int, required=True, help="Seed of the deterministic fill (fill_weights.py).")
+@click.option(
+    "--seed",
+    type=int,
+    required=True,
+    help="Seed of the deterministic fill (lihq.weights.fill, LIHQ's own rule).",
+)
 @click.option(
     "--dir",
     "out_dir",

@@ -11,7 +11,23 @@ from typing import Any
 
 import grpc
 
+from lihq.grpc.auth import internal_metadata
 from lihq.grpc.errors import error_from_rpc
+
+# The one set of client channel options (stages, RenderService, the batch renderer, the CLI)
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 << 20),  # = the servers' limit (lihq/grpc/server.py)
+    # a restarted replica is reached within seconds, not after grpc's 2-minute cap
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+    # several replicas behind one name (a headless Service, or "ipv4:h1:p1,h2:p2"): spread calls
+    ("grpc.lb_policy_name", "round_robin"),
+)
+
+
+def open_channel(address: str) -> grpc.Channel:
+    """A client channel to `address` (host:port of Serve's proxy or any LIHQ gRPC server)."""
+    return grpc.insecure_channel(address, options=list(CHANNEL_OPTIONS))
 
 
 @dataclass(frozen=True)
@@ -23,17 +39,7 @@ class StageEndpoint:
 class StageClient:
     def __init__(self, endpoint: StageEndpoint, stub_cls: type, timeout_s: float = 600.0) -> None:
         self.endpoint = endpoint
-        self.channel = grpc.insecure_channel(
-            endpoint.address,
-            options=[
-                ("grpc.max_receive_message_length", 16 << 20),
-                # a restarted stage replica is reached within seconds, not after grpc's 2-minute cap
-                ("grpc.initial_reconnect_backoff_ms", 500),
-                ("grpc.max_reconnect_backoff_ms", 5000),
-                # several replicas behind one name (a headless Service, or "ipv4:h1:p1,h2:p2"): spread calls
-                ("grpc.lb_policy_name", "round_robin"),
-            ],
-        )
+        self.channel = open_channel(endpoint.address)
         self.stub = stub_cls(self.channel)
         self.timeout_s = timeout_s
 
@@ -42,7 +48,7 @@ class StageClient:
         try:
             return fn(
                 request,
-                metadata=(("application", self.endpoint.application),),
+                metadata=(("application", self.endpoint.application), *internal_metadata()),
                 timeout=timeout_s or self.timeout_s,
             )
         except grpc.RpcError as exc:

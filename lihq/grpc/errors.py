@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from lihq.errors import BY_CODE, Internal, LihqError
+from lihq.errors import BY_CODE, Internal, LihqError, Unavailable
+from lihq.grpc.auth import check_internal
 
 log = logging.getLogger("lihq.grpc")
 
@@ -38,7 +41,24 @@ def as_lihq_error(exc: BaseException) -> LihqError:
     """A typed error for any exception: unknown ones are bugs (INTERNAL)."""
     if isinstance(exc, LihqError):
         return exc
-    return Internal(f"internal error: {type(exc).__name__}: {exc}")
+    # the exception's text may hold server paths or request data: it goes to the log, not to the client
+    return Internal(f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+MAX_DETAILS = 1000
+
+
+@functools.cache
+def _server_paths() -> re.Pattern[str]:
+    roots = sorted({tempfile.gettempdir(), "/tmp", "/var/tmp"}, key=len, reverse=True)
+    return re.compile("(?:" + "|".join(re.escape(r) for r in roots) + r")/[^\s'\",;:)]*")
+
+
+def short_details(message: str) -> str:
+    """What a client sees of an error: server temp paths replaced by "the file", and small (a 10 kB
+    echo makes proxies drop the stream)."""
+    message = _server_paths().sub("the file", message)
+    return message if len(message) <= MAX_DETAILS else message[: MAX_DETAILS - 1] + "…"
 
 
 def apply_error(context: _Context | None, exc: BaseException) -> LihqError:
@@ -46,7 +66,7 @@ def apply_error(context: _Context | None, exc: BaseException) -> LihqError:
     err = as_lihq_error(exc)
     if context is not None:
         context.set_code(status_code(err))
-        context.set_details(err.message)
+        context.set_details(short_details(err.message))
     return err
 
 
@@ -59,13 +79,17 @@ def rpc_method(
     Serve's proxy (checked on 2.60) then answers with that status, and an expected error (bad input)
     does not fill the replica's log with a traceback. Unexpected exceptions are logged with their
     traceback and reported as INTERNAL with a one-line message. Without a context (an in-process
-    call) the typed error is raised instead.
+    call) the typed error is raised instead. Unless the servicer sets `internal_only = False`
+    (RenderService, which authenticates clients itself), every call must carry the internal service
+    credential (lihq.grpc.auth.check_internal), else UNAUTHENTICATED.
     """
 
     def decorate(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         @functools.wraps(fn)
         async def wrapper(self: Any, request: Any, grpc_context: _Context | None = None) -> R:
             try:
+                if getattr(self, "internal_only", True):  # stage services: the internal credential
+                    check_internal(grpc_context)
                 return await fn(self, request, grpc_context)
             except LihqError as exc:
                 if grpc_context is None:
@@ -87,9 +111,23 @@ def rpc_method(
     return decorate
 
 
+class AppDeploying(Unavailable):
+    """UNAVAILABLE because the stage's Serve application is not (yet) deployed — after a restart, during
+    a redeploy. Callers retry it for as long as a deployment takes (RetryPolicy.deploy_wait_s), not
+    just a few attempts."""
+
+
+# Serve's gRPC proxy answers NOT_FOUND "Application 'x' not found." while the app is (re)deploying
+# (ray/serve/_private/proxy.py not_found_response): that is transient, unlike a missing object.
+_APP_NOT_FOUND = re.compile(r"^Application '[^']+' not found\.")
+
+
 def error_from_rpc(exc: grpc.RpcError) -> LihqError:
-    """Client side: turn a gRPC error back into the typed error of its status code."""
+    """Client side: turn a gRPC error back into the typed error of its status code. A Serve proxy's
+    "application not found" (the app is still deploying) becomes UNAVAILABLE, retried like one."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
+    if code == grpc.StatusCode.NOT_FOUND and _APP_NOT_FOUND.match(details or ""):
+        return AppDeploying(f"the Serve application is not deployed (yet): {details}")
     cls = BY_CODE.get(code.name, Internal)
     return cls(details or code.name)

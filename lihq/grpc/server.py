@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lihq.errors import LihqError
-from lihq.grpc.errors import as_lihq_error, status_code
+from lihq.grpc.errors import as_lihq_error, short_details, status_code
 
 log = logging.getLogger("lihq.grpc.server")
 
@@ -31,7 +31,7 @@ def _unary_handler(servicer: Any, name: str, req_cls: type, resp_cls: type) -> g
         try:
             response = await method(request, grpc_context=context)
         except LihqError as exc:
-            await context.abort(status_code(exc), exc.message)
+            await context.abort(status_code(exc), short_details(exc.message))
         except Exception as exc:  # a bug: report INTERNAL, keep the traceback in the log
             if isinstance(exc, grpc.aio.AbortError):
                 raise
@@ -53,8 +53,18 @@ def _stream_handler(servicer: Any, name: str, req_cls: type, resp_cls: type) -> 
     method = getattr(servicer, name)
 
     async def call(request: Any, context: grpc.aio.ServicerContext):
-        async for item in method(request, grpc_context=context):
-            yield item
+        try:
+            async for item in method(request, grpc_context=context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # the method set the status before raising (WatchRender), or a bug
+            code = context.code()
+            if code in (None, grpc.StatusCode.OK):
+                err = as_lihq_error(exc)
+                log.exception("%s failed", name)
+                await context.abort(status_code(err), short_details(err.message))
+            await context.abort(code, context.details() or code.name)
         code = context.code()
         if code not in (None, grpc.StatusCode.OK):
             await context.abort(code, context.details() or code.name)
@@ -79,7 +89,7 @@ def generic_handler(servicer: Any, service: ServiceDescriptor) -> grpc.GenericRp
     servicer method (bidirectional streams are not used by LIHQ's protos)."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for m in service.methods:
-        if (m.client_streaming and m.server_streaming) or not hasattr(servicer, m.name):
+        if (m.client_streaming and m.server_streaming) or not hasattr(type(servicer), m.name):
             continue
         req = message_factory.GetMessageClass(m.input_type)
         resp = message_factory.GetMessageClass(m.output_type)

@@ -5,7 +5,7 @@
     python -m lihq.k8s.validate check FILE...   # validate other rendered manifests
 
 Per document: the schema (`lihq.k8s.schema`: kubernetes-validate for built-in kinds, KubeRay's CRDs
-made strict for ray.io kinds); across documents: references, images, probes, selectors
+made strict for ray.io kinds, read from the vendored k8s/crds/); across documents: references, images, probes, selectors
 (`lihq.k8s.cluster`); RayService/RayJob policy and each serveConfigV2 (`lihq.k8s.raycheck`,
 `lihq.k8s.serveconfig`). Which kustomizations exist and what each expects to find in the cluster is
 data: k8s/validate.yaml.
@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from lihq.config import shared_reference_dir
 from lihq.k8s import cluster, raycheck, schema
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
+CRDS = K8S / "crds"  # KubeRay v1.7.0 CRDs, vendored (k8s/crds/README.md: license, version)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def load_settings(k8s_dir: Path = K8S, crd_dir: Path | None = None) -> Settings:
         Kustomization(k["name"], k8s_dir / k["path"], k8s_dir / k["rendered"], dict(k.get("external") or {}))
         for k in raw["kustomizations"]
     )
-    crds = crd_dir or shared_reference_dir() / "kuberay-crds"
+    crds = crd_dir or k8s_dir / "crds"
     return Settings(str(raw["kubernetes_version"]), ks, crds)
 
 

@@ -1,4 +1,4 @@
-"""The object-store interface every stage and the orchestrator use (ARCHITECTURE.md §3, §5).
+"""The object-store interface every stage and the orchestrator use (docs/architecture.md §3, §5).
 
 Keys are '/'-separated relative paths inside one bucket (and under the store's optional prefix).
 Any key that comes from a user goes through `validate_key` first. Objects carry their sha256 (hex)
@@ -156,7 +156,7 @@ def atomic_download(
 
 
 def content_key(prefix: str, digest: str, ext: str = "") -> str:
-    """`<prefix>/<sha256>[.<ext>]` — the content-addressed key layout of `inputs/` (ARCHITECTURE.md §5)."""
+    """`<prefix>/<sha256>[.<ext>]` — the content-addressed key layout of `inputs/` (docs/architecture.md §5)."""
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise InvalidInput(f"not a sha256 hex digest: {digest!r}")
     ext = ext.lower().lstrip(".")
@@ -222,6 +222,18 @@ class ObjectStore(ABC):
         and size only (`sha256`/`content_type` None, as S3 listings have no user metadata): call
         `stat` for those.
         """
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
+        """At most `limit` objects of `list(prefix)` whose key sorts after `start_after` (one page of a
+        listing; the next page starts after the last key returned). Stores override this to avoid
+        walking the whole listing (S3: one ListObjectsV2 call with StartAfter)."""
+        out: list[ObjectInfo] = []
+        for info in self.list(prefix):
+            if info.key > start_after:
+                out.append(info)
+                if len(out) >= limit:
+                    break
+        return out
 
     @abstractmethod
     def delete(self, key: str) -> None:

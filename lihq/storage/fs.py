@@ -1,4 +1,4 @@
-"""FileStore: the embedded default object store, one directory tree per bucket (ARCHITECTURE.md §4).
+"""FileStore: the embedded default object store, one directory tree per bucket (docs/architecture.md §4).
 
 Layout: the object `key` of bucket `b` under prefix `p` is the file `root/b/p/key`. Next to it, a
 sidecar `key#meta.json` records the sha256, size and content type we wrote, plus the file's identity
@@ -227,6 +227,25 @@ class FileStore(ObjectStore):
         for key, size in found:
             yield ObjectInfo(key, size)
 
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
+        """A page without walking everything: directory names are sorted and skipped by name first, and
+        only the objects returned are stat'ed."""
+        validate_prefix(prefix)
+        top_rel = prefix.rpartition("/")[0]
+        top = self.base.joinpath(*top_rel.split("/")) if top_rel else self.base
+        self._check_inside(top, prefix)
+        out: list[ObjectInfo] = []
+        for key, path in _walk_sorted(top, top_rel, prefix, start_after):
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted while we listed
+            if stat_mode.S_ISREG(st.st_mode):
+                out.append(ObjectInfo(key, st.st_size))
+                if len(out) >= limit:
+                    break
+        return out
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
@@ -288,6 +307,32 @@ def _walk(directory: Path, rel: str) -> Iterator[tuple[str, int]]:
                 yield key, entry.stat(follow_symlinks=False).st_size
         except (InvalidInput, FileNotFoundError):
             continue  # not one of our keys, or deleted while we listed
+
+
+def _walk_sorted(directory: Path, rel: str, prefix: str, after: str) -> Iterator[tuple[str, str]]:
+    """(key, path) below `directory` in key order, lazily: a subtree whose keys all sort at or before
+    `after`, or that cannot match `prefix`, is never opened. Files are not stat'ed here."""
+    try:
+        entries = [e for e in os.scandir(directory) if "#" not in e.name]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    # a directory's keys all start with name + "/": sorting it under that name keeps full key order
+    dirs = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    for name in sorted((e.name for e in entries), key=lambda n: n + "/" if n in dirs else n):
+        key = f"{rel}/{name}" if rel else name
+        path = os.path.join(directory, name)
+        if name in dirs:
+            if not (key.startswith(prefix) or prefix.startswith(key + "/")):
+                continue
+            if after and key + "/\uffff" <= after:
+                continue
+            yield from _walk_sorted(Path(path), key, prefix, after)
+        elif key > after and key.startswith(prefix):
+            try:
+                validate_key(key)
+            except InvalidInput:
+                continue
+            yield key, path
 
 
 def _os_error(exc: OSError, key: str, op: str, store: FileStore) -> LihqError:

@@ -260,6 +260,34 @@ class S3Store(ObjectStore):
             except _CLIENT_ERRORS as exc:
                 failures = self._retry_or_raise(exc, "list", prefix or None, failures)
 
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
+        """One ListObjectsV2 request (StartAfter) for a page of up to 1000 keys."""
+        validate_prefix(prefix)
+        if start_after:
+            validate_key(start_after)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        after = (f"{self.prefix}/{start_after}" if self.prefix else start_after) if start_after else None
+        self._ready()
+        out: list[ObjectInfo] = []
+        failures = 0
+        while True:
+            try:
+                for obj in self._client.list_objects(
+                    self.bucket, prefix=full or None, recursive=True, start_after=after
+                ):
+                    if obj.is_dir or obj.object_name is None:
+                        continue
+                    after = obj.object_name
+                    key = obj.object_name[strip:]
+                    if _is_key(key):
+                        out.append(ObjectInfo(key, obj.size or 0))
+                        if len(out) >= limit:
+                            return out
+                return out
+            except _CLIENT_ERRORS as exc:
+                failures = self._retry_or_raise(exc, "list", prefix or None, failures)
+
     def delete(self, key: str) -> None:
         name = self._name(key)
         try:

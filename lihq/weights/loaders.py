@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import json
 import pickle
 import re
 import warnings
@@ -31,7 +30,6 @@ from typing import Any
 
 import torch
 
-from lihq.config import shared_reference_dir
 from lihq.errors import FailedPrecondition, WeightsMissing
 from lihq.weights.registry import entry_for_filename
 
@@ -218,20 +216,6 @@ def load_wav2lip_checkpoint(path: str | Path) -> StateDict:
     return remove_prefix(_as_state_dict(obj, path, expected))
 
 
-def load_manifest(rel_path: str, ref_dir: Path | None = None) -> dict[str, list[int]]:
-    """The {key: shape} table of a manifest under shared/reference (dtypes-carrying form accepted)."""
-    base = ref_dir if ref_dir is not None else shared_reference_dir()
-    path = base / rel_path
-    if not path.is_file():
-        raise FailedPrecondition(
-            f"manifest {path} not found: the shared reference dir {base} is missing or incomplete "
-            "(set LIHQ_REFERENCE_DIR)"
-        )
-    data = json.loads(path.read_text())
-    shapes = data["shapes"] if isinstance(data.get("shapes"), dict) else data
-    return {k: [int(s) for s in v] for k, v in shapes.items()}
-
-
 def _listing(label: str, items: Sequence[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
@@ -245,11 +229,12 @@ def check_against_manifest(
     what: str = "checkpoint",
     strip: str | None = "module.",
 ) -> None:
-    """Strict check: the keys of `sd` equal the manifest's and every shape matches.
+    """Strict check: the keys of `sd` equal the expected table's and every shape matches.
 
-    `strip` is removed from the keys of both sides first (loaders strip `module.`; official-layout
-    manifests may keep it). Raises WrongCheckpoint listing missing / unexpected keys and shape
-    mismatches (first few of each, with counts).
+    `manifest` is {key: shape}, usually the state dict shapes of the module being loaded (or a
+    `{"shapes": {...}}` table). `strip` is removed from the keys of both sides first (loaders strip
+    `module.`). Raises WrongCheckpoint listing missing / unexpected keys and shape mismatches (first
+    few of each, with counts).
     """
     if isinstance(manifest.get("shapes"), Mapping):
         manifest = manifest["shapes"]
@@ -270,7 +255,7 @@ def check_against_manifest(
         if items
     ]
     if problems:
-        raise WrongCheckpoint(f"{what} does not match its manifest: " + "; ".join(problems))
+        raise WrongCheckpoint(f"{what} does not match the network's keys and shapes: " + "; ".join(problems))
 
 
 def load_by_layout(layout: str, path: str | Path) -> dict[str, StateDict]:

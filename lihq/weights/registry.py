@@ -12,8 +12,12 @@ Rules for the table
 - `sha256` / `size` are recorded only where found in a published source (see each entry's
   `provenance`); never guessed. `hash_prefix` is the sha256 prefix an official file name carries
   (torch.hub convention, e.g. `s3fd-619a316812.pth`); `md5` is what upstream code itself checks.
-- `manifests`: paths relative to `shared/reference` (see `lihq.config.shared_reference_dir`) whose
-  key/shape tables describe the state dict(s) in the file; None where no manifest exists yet.
+- `nets`: how to build the network(s) the file holds, one `module:callable` per part (FOMM: generator,
+  kp_detector); `synth.py` builds them, takes their state dicts' keys, shapes and dtypes, and writes
+  them in `layout`. Empty where LIHQ does not build the network (TorToiSe, Bark).
+- `manifests`: names of the key/shape tables a conformance vector set ships for the file (relative
+  to the set's root, e.g. `fomm/manifests/generator.json`). Only tests read them (to check that our
+  networks have the official keys); nothing at run time does.
 - `dest`: a relative POSIX path under `LIHQ_WEIGHTS_DIR`.
 - `layout`: how the file is organised, one of `LAYOUTS` (the loaders and the synthesizer dispatch on it).
 """
@@ -59,7 +63,8 @@ class WeightFile:
     sha256: str | None = None
     hash_prefix: str | None = None  # sha256 prefix carried by the official file name
     md5: str | None = None  # where upstream itself checks md5 (Bark)
-    manifests: tuple[str, ...] | None = None  # relative to shared/reference
+    nets: tuple[str, ...] = ()  # `module:callable` building each part's network, for synth.py
+    manifests: tuple[str, ...] | None = None  # a vector set's key tables (tests only), see above
     note: str = ""
 
     @property
@@ -118,6 +123,7 @@ def _fomm_file(filename: str, gdrive_note: str) -> WeightFile:
         layout="fomm_cpk_legacy_pickle",
         urls=(f"{_FOMM_MIRROR}/{filename}",),
         manual_urls=_FOMM_MANUAL,
+        nets=("services.fomm.checkpoint:build_generator", "services.fomm.checkpoint:build_kp_detector"),
         manifests=_FOMM_MANIFESTS,
         note=gdrive_note,
     )
@@ -192,6 +198,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                     "https://iiitaphyd-my.sharepoint.com/:u:/g/personal/radrabha_m_research_iiit_ac_in/"
                     "Eb3LEzbfuKlJiR600lQWRxgBIY27JZg80f7V9jtMfbNDaQ?e=TBFBVW",
                 ),
+                nets=("services.wav2lip.nets.wav2lip:Wav2Lip",),
                 manifests=("wav2lip/manifests/wav2lip.json",),
             ),
         ),
@@ -222,6 +229,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 ),
                 size=435801865,
                 sha256="ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8",
+                nets=("services.wav2lip.nets.wav2lip:Wav2Lip",),
                 manifests=("wav2lip/manifests/wav2lip.json",),
                 note="The sha256/size are those of the original 436 MB file (state dict + Adam state) served by the "
                 "SharePoint link and the camenduru HF mirror. The Google Drive file the current README links is "
@@ -256,6 +264,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 size=89843225,
                 sha256="619a31681264d3f7f7fc7a16a42cbbe8b23f31a256f75a366e5a1bcd59b33543",
                 hash_prefix="619a316812",
+                nets=("services.wav2lip.nets.s3fd:S3FD",),
                 manifests=("s3fd/manifests/s3fd.json",),
                 note="Wav2Lip expects it renamed to s3fd.pth.",
             ),
@@ -279,9 +288,10 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 layout="gfpgan_params_ema",
                 urls=(f"{_GFPGAN_REL}/v1.3.0/GFPGANv1.3.pth",),
                 sha256="c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
+                nets=("services.gfpgan.models:build_restorer",),
                 manifests=("gfpgan/manifests/GFPGANv1.4_params_ema.json",),
-                note="v1.3 and v1.4 share the GFPGANv1Clean architecture (shared/reference/gfpgan README), so the "
-                "v1.4 manifest describes its params_ema too.",
+                note="v1.3 and v1.4 share the GFPGANv1Clean architecture (GFPGANer builds both with arch='clean'), "
+                "so one network describes both files' params_ema.",
             ),
         ),
         provenance="GitHub release TencentARC/GFPGAN v1.3.0 (README; LIHQ's default `-v 1.3`). sha256 pinned "
@@ -303,6 +313,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 urls=(f"{_GFPGAN_REL}/v1.3.0/GFPGANv1.4.pth", f"{_GFPGAN_REL}/v1.3.4/GFPGANv1.4.pth"),
                 size=348632874,
                 sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+                nets=("services.gfpgan.models:build_restorer",),
                 manifests=("gfpgan/manifests/GFPGANv1.4_params_ema.json",),
             ),
         ),
@@ -325,6 +336,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 urls=(f"{_FACEXLIB_REL}/v0.1.0/detection_Resnet50_Final.pth",),
                 size=109497761,
                 sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+                nets=("services.gfpgan.models:build_detector",),
                 manifests=("gfpgan/manifests/facexlib_detection_Resnet50_Final.json",),
                 note="Keys carry nn.DataParallel's 'module.' prefix in the official file (facexlib's "
                 "init_detection_model strips it); the manifest lists them without it.",
@@ -336,6 +348,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 urls=(f"{_FACEXLIB_REL}/v0.2.2/parsing_parsenet.pth",),
                 size=85331193,
                 sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+                nets=("services.gfpgan.models:build_parser",),
                 manifests=("gfpgan/manifests/facexlib_parsing_parsenet.json",),
             ),
         ),
@@ -358,6 +371,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 urls=(f"{_GH}/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth",),
                 size=67061725,
                 sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+                nets=("services.gfpgan.upsampler:build_rrdbnet",),
             ),
         ),
         provenance="GitHub release xinntao/Real-ESRGAN v0.2.1 (GFPGAN inference_gfpgan.py bg_upsampler URL). sha256 "
@@ -381,6 +395,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                     "https://drive.google.com/uc?id=1mcr7ALciuAsHCpLnrtG_eop5-EYhbCmz",
                     "https://drive.google.com/drive/folders/1umYmlCulvIFNaqPjwod1SayFmSRHziyR",
                 ),
+                nets=("services.modnet.nets:MODNet",),
                 manifests=("modnet/manifests/modnet_photographic_portrait_matting.json",),
                 note="Google Drive only: Drive interposes a virus-scan page for large files, so it is not fetched "
                 "automatically (gdown can do it by hand).",
@@ -404,6 +419,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 dest="qvi/model.pt",
                 layout="qvi_module",
                 urls=("https://www.dropbox.com/s/5auirpk1tijxo1v/model.pt?dl=1",),
+                nets=("services.qvi.nets:QVI",),
                 manifests=("qvi/manifests/qvi_model_state_dict.json",),
             ),
             WeightFile(
@@ -411,6 +427,7 @@ ENTRIES: tuple[WeightsEntry, ...] = (
                 dest="qvi/pwc-checkpoint.pt",
                 layout="torch_state_dict",
                 urls=("https://www.dropbox.com/s/afsqhlzu0rarpmf/pwc-checkpoint.pt?dl=1",),
+                nets=("services.qvi.nets:PWCNet",),
                 manifests=("qvi/manifests/pwc_checkpoint.json",),
                 note="Only loaded by QVI.__init__ and then overwritten by model.pt's module.flownet.* weights.",
             ),

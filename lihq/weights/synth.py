@@ -1,11 +1,14 @@
-"""Synthetic checkpoints in the official file layouts, for tests and smoke renders (ARCHITECTURE §6).
+"""Synthetic checkpoints in the official file layouts, for tests and smoke renders (docs/architecture.md).
 
-Values come from `shared/reference/fill_weights.py` (imported from `shared_reference_dir()`), filled
-over each manifest key WITHOUT a leading `module.`, then stored under the official key (with
-`module.` where the official file has it), as the reference fingerprints define. The file is written
-in the official container layout, so it travels through the real loaders. Beside it goes
-`<file>.synthetic.json` (seed, manifests, fill_weights md5, file size and sha256): anything that loads
-a weights file calls `is_synthetic(path)` and says loudly when the weights are synthetic.
+Built from the project's own code only: each registry file names the network(s) it holds
+(`WeightFile.nets`); we build them, take their state dicts (keys, shapes, dtypes), fill every tensor
+deterministically from the seed (`lihq.weights.fill`, rule `fill.RULE`; `lihq verify` passes a vector
+set's own fill instead), and store them under the official keys (nn.DataParallel's `module.` where
+the official file has it, MODNet's aliased backbone, FOMM's / Wav2Lip's / QVI's / BasicSR's wrapper
+dicts). The file is written in the official container layout (FOMM: a legacy non-zip pickle), so it
+travels through the real loaders. Beside it goes `<file>.synthetic.json` (seed, fill rule, file size
+and sha256): anything that loads a weights file calls `is_synthetic(path)` and says loudly when the
+weights are synthetic.
 
 Placeholders (documented, not official values): FOMM's `discriminator` is an empty dict and its
 optimizer states are empty Adam states; Wav2Lip's `optimizer` is an empty Adam state; QVI's metadata
@@ -16,45 +19,24 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib.util
+import importlib
 import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
-from lihq.config import WeightsConfig, shared_reference_dir
+from lihq.config import WeightsConfig
 from lihq.errors import FailedPrecondition, InvalidInput
-from lihq.weights.loaders import load_manifest
-from lihq.weights.registry import WeightFile, WeightsEntry, get_entry, local_path
+from lihq.weights import fill as fillrule
+from lihq.weights.registry import ENTRIES, WeightFile, WeightsEntry, get_entry, local_path
 
 StateDict = dict[str, torch.Tensor]
 SIDECAR_SUFFIX = ".synthetic.json"
 _MODULE = "module."
-_MODNET_ALIAS = ("module.lr_branch.backbone.", "module.backbone.")
-
-
-def load_fill_weights(ref_dir: Path | None = None) -> ModuleType:
-    """Import `fill_weights.py` from the shared reference dir (FailedPrecondition if absent)."""
-    base = ref_dir if ref_dir is not None else shared_reference_dir()
-    path = base / "fill_weights.py"
-    if not path.is_file():
-        raise FailedPrecondition(
-            f"cannot synthesize weights: {path} not found (the shared reference dir is missing; set LIHQ_REFERENCE_DIR)"
-        )
-    spec = importlib.util.spec_from_file_location("lihq_fill_weights", path)
-    if spec is None or spec.loader is None:
-        raise FailedPrecondition(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+_MODNET_ALIAS = ("lr_branch.backbone.", "backbone.")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -66,7 +48,7 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def state_dict_fingerprint(sd: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over sorted keys: utf-8 key bytes then the tensor's C-order bytes (reference definition)."""
+    """sha256 over sorted keys: utf-8 key bytes then the tensor's C-order bytes."""
     h = hashlib.sha256()
     for key in sorted(sd):
         h.update(key.encode("utf-8"))
@@ -74,13 +56,36 @@ def state_dict_fingerprint(sd: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def fill_official(manifest: Mapping[str, Any], seed: int, fill: ModuleType) -> StateDict:
-    """Filled tensors under the manifest's keys; each value is filled over the key sans `module.`."""
-    out: StateDict = {}
-    for key, shape in manifest.items():
-        bare = key[len(_MODULE) :] if key.startswith(_MODULE) else key
-        out[key] = fill.fill_tensor(bare, shape, seed)
-    return out
+def build_net(ref: str, device: str = "cpu") -> torch.nn.Module:
+    """The network a registry `nets` reference (`package.module:callable`) builds, untrained.
+
+    device "meta" builds it without memory or init cost (only keys, shapes and dtypes are real).
+    """
+    module_name, _, attr = ref.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise FailedPrecondition(f"cannot build network {ref}: {exc}") from exc
+    with torch.device(device):
+        return factory()
+
+
+def _layout_of(ref: str) -> StateDict:
+    """The state dict of a network (meta tensors where the network can be built on `meta`)."""
+    try:
+        return build_net(ref, "meta").state_dict()
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an __init__ that computes on data
+        return build_net(ref).state_dict()
+
+
+def net_shapes(wfile: WeightFile) -> list[dict[str, list[int]]]:
+    """{key: shape} of each part's network (module keys, before the official layout's prefixes)."""
+    return [{k: list(v.shape) for k, v in _layout_of(ref).items()} for ref in wfile.nets]
+
+
+def fill_parts(wfile: WeightFile, seed: int, fill: fillrule.FillFn = fillrule.fill_tensor) -> list[StateDict]:
+    """One filled state dict per part, under the networks' own keys."""
+    return [fillrule.fill_state_dict(_layout_of(ref), seed, fill) for ref in wfile.nets]
 
 
 def _empty_adam(lr: float, betas: tuple[float, float], n_params: int) -> dict[str, Any]:
@@ -103,7 +108,7 @@ def _fomm(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
 
 
 def _wav2lip(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
-    sd = {_MODULE + k: v for k, v in parts[0].items()}
+    sd = _prefixed(parts[0])
     obj = {
         "state_dict": sd,
         "optimizer": _empty_adam(1e-4, (0.9, 0.999), len(sd)),
@@ -117,8 +122,12 @@ def _plain(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
     return parts[0], False
 
 
+def _prefixed(sd: StateDict) -> StateDict:
+    return {_MODULE + k: v for k, v in sd.items()}
+
+
 def _plain_module(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
-    return {_MODULE + k: v for k, v in parts[0].items()}, False
+    return _prefixed(parts[0]), False
 
 
 def _params_ema(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
@@ -131,7 +140,7 @@ def _modnet(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
     for key in sd:
         if key.startswith(alias):
             sd[key] = sd[source + key[len(alias) :]]  # one tensor under two names, as in the official file
-    return sd, False
+    return _prefixed(sd), False
 
 
 def _qvi(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
@@ -146,7 +155,7 @@ def _qvi(parts: list[StateDict], seed: int) -> tuple[Any, bool]:
         "valLoss": 0.0,
         "valPSNR": 0.0,
     }
-    return {**meta, "model_state_dict": parts[0]}, False
+    return {**meta, "model_state_dict": _prefixed(parts[0])}, False
 
 
 _BUILDERS: dict[str, Callable[[list[StateDict], int], tuple[Any, bool]]] = {
@@ -155,6 +164,7 @@ _BUILDERS: dict[str, Callable[[list[StateDict], int], tuple[Any, bool]]] = {
     "torch_state_dict": _plain,
     "torch_state_dict_module": _plain_module,
     "gfpgan_params_ema": _params_ema,
+    "realesrgan_params_ema": _params_ema,
     "modnet_dataparallel": _modnet,
     "qvi_module": _qvi,
 }
@@ -164,13 +174,17 @@ def _weights_dir(cfg_or_dir: WeightsConfig | Path | str) -> Path:
     return cfg_or_dir.dir if isinstance(cfg_or_dir, WeightsConfig) else Path(cfg_or_dir)
 
 
+def synthesizable(entry: WeightsEntry) -> bool:
+    return all(f.nets and f.layout in _BUILDERS for f in entry.files)
+
+
 def _check_synthesizable(entry: WeightsEntry) -> None:
-    for f in entry.files:
-        if f.manifests is None or f.layout not in _BUILDERS:
-            raise InvalidInput(
-                f"synthetic weights for {entry.name!r} are not available yet: {f.filename} has no manifest in "
-                "shared/reference; synthesis for that model comes with its service issue"
-            )
+    if not synthesizable(entry):
+        names = ", ".join(e.name for e in ENTRIES if synthesizable(e))
+        raise InvalidInput(
+            f"synthetic weights for {entry.name!r} are not available: LIHQ does not build its network "
+            f"(synthesizable: {names})"
+        )
 
 
 def _save(obj: Any, path: Path, legacy: bool) -> None:
@@ -187,15 +201,15 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def _write_sidecar(path: Path, entry: WeightsEntry, wfile: WeightFile, seed: int, ref_dir: Path) -> None:
+def _write_sidecar(path: Path, entry: WeightsEntry, wfile: WeightFile, seed: int, rule: str) -> None:
     info = {
         "synthetic": True,
         "entry": entry.name,
         "file": wfile.filename,
         "layout": wfile.layout,
         "seed": seed,
-        "manifests": list(wfile.manifests or ()),
-        "fill_weights_md5": _md5(ref_dir / "fill_weights.py"),
+        "rule": rule,
+        "nets": list(wfile.nets),
         "size": path.stat().st_size,
         "sha256": file_sha256(path),
         "written_by": "lihq weights synthesize",
@@ -206,32 +220,47 @@ def _write_sidecar(path: Path, entry: WeightsEntry, wfile: WeightFile, seed: int
     os.replace(tmp, sidecar)
 
 
-def synthesize_file(entry: WeightsEntry, wfile: WeightFile, seed: int, dest: Path, ref_dir: Path) -> Path:
+def synthesize_file(
+    entry: WeightsEntry,
+    wfile: WeightFile,
+    seed: int,
+    dest: Path,
+    fill: fillrule.FillFn = fillrule.fill_tensor,
+    rule: str = fillrule.RULE,
+) -> Path:
     """Write one synthetic file at `dest` (+ its sidecar); returns `dest`."""
-    fill = load_fill_weights(ref_dir)
-    parts = [fill_official(load_manifest(m, ref_dir), seed, fill) for m in wfile.manifests or ()]
+    parts = fill_parts(wfile, seed, fill)
     obj, legacy = _BUILDERS[wfile.layout](parts, seed)
     try:
         _save(obj, dest, legacy)
-        _write_sidecar(dest, entry, wfile, seed, ref_dir)
+        _write_sidecar(dest, entry, wfile, seed, rule)
     except OSError as exc:
         raise FailedPrecondition(f"cannot write synthetic weights to {dest}: {exc}") from exc
     return dest
 
 
 def synthesize(
-    name: str, seed: int, cfg_or_dir: WeightsConfig | Path | str, *, ref_dir: Path | None = None
+    name: str,
+    seed: int,
+    cfg_or_dir: WeightsConfig | Path | str,
+    *,
+    fill: fillrule.FillFn | None = None,
+    rule: str | None = None,
 ) -> list[Path]:
     """Write every file of entry `name`, filled from `seed`, at its registry dest under the dir.
 
-    Returns the written paths. InvalidInput for an unknown name or an entry without manifests;
-    FailedPrecondition when the shared reference dir is missing.
+    `fill` replaces LIHQ's rule (lihq verify passes the vector set's own; `rule` then names it in the
+    sidecar and the weights id). Returns the written paths. InvalidInput for an unknown name or an
+    entry whose network LIHQ does not build.
     """
     entry = get_entry(name)
     _check_synthesizable(entry)
-    ref = ref_dir if ref_dir is not None else shared_reference_dir()
     root = _weights_dir(cfg_or_dir)
-    return [synthesize_file(entry, f, int(seed), local_path(f, root), ref) for f in entry.files]
+    use_fill = fill if fill is not None else fillrule.fill_tensor
+    use_rule = rule if rule is not None else (fillrule.RULE if fill is None else "custom")
+    return [
+        synthesize_file(entry, f, int(seed), local_path(f, root), use_fill, use_rule) for f in entry.files
+    ]
 
 
 def is_synthetic(path: str | Path) -> dict[str, Any] | None:
@@ -254,8 +283,13 @@ def is_synthetic(path: str | Path) -> dict[str, Any] | None:
 
 
 def weights_id(path: str | Path) -> str:
-    """The model id used in content-addressed keys: `synthetic:<seed>` or `sha256:<hex>` of the file."""
+    """The model id used in content-addressed keys.
+
+    `synthetic:<seed>` for LIHQ's fill rule, `synthetic:<seed>@<rule>` for another fill (a vector
+    set's), `sha256:<hex>` of the file otherwise.
+    """
     info = is_synthetic(path)
     if info is not None:
-        return f"synthetic:{info['seed']}"
+        rule = info.get("rule", "fill_weights")  # sidecars before rule ids: the shared reference fill
+        return f"synthetic:{info['seed']}" if rule == fillrule.RULE else f"synthetic:{info['seed']}@{rule}"
     return f"sha256:{file_sha256(Path(path))}"

@@ -3,8 +3,8 @@
 The file is read by `lihq.weights.loaders.load_fomm_checkpoint` (weights-only unpickling of the
 legacy non-zip pickle; `generator` + `kp_detector` kept, discriminator and optimizer states
 dropped; nn.DataParallel's `module.` prefix removed there, the one remapping we accept). Loading is
-strict: the key sets and every shape must equal our modules' (which equal the manifests in
-shared/reference/fomm/manifests), else WrongCheckpoint listing the differences.
+strict: the key sets and every shape must equal our modules' (which carry the official key names),
+else WrongCheckpoint listing the differences.
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ def build_nets(
 ) -> tuple[KPDetector, OcclusionAwareGenerator]:
     """Uninitialised nets (random init) of the given architecture, in eval mode."""
     return KPDetector(arch.kp_detector).eval(), OcclusionAwareGenerator(arch.generator, align_corners).eval()
+
+
+def build_generator(arch: FommConfig = VOX_256) -> OcclusionAwareGenerator:
+    """The vox-256 generator (the `generator` part of vox-cpk), untrained; for synthetic weights."""
+    return OcclusionAwareGenerator(arch.generator)
+
+
+def build_kp_detector(arch: FommConfig = VOX_256) -> KPDetector:
+    """The vox-256 keypoint detector (the `kp_detector` part of vox-cpk), untrained."""
+    return KPDetector(arch.kp_detector)
 
 
 def expected_shapes(net: nn.Module) -> dict[str, list[int]]:

@@ -1,6 +1,6 @@
 """FommRunner: loads FOMM checkpoints once, owns device / precision / batching; arrays in, arrays out.
 
-No store, no gRPC, no Ray (ARCHITECTURE.md §2). The servicer calls:
+No store, no gRPC, no Ray (docs/architecture.md §2). The servicer calls:
 
 - `prepare(source, driving, checkpoint, initial_index=..., start=...)` -> MotionGlobals: keypoints
   of the source and of the initial driving frame (batch 1 each, as upstream's make_animation);

@@ -1,4 +1,4 @@
-"""MotionService logic: fetch objects -> FommRunner -> put objects (ARCHITECTURE.md §3).
+"""MotionService logic: fetch objects -> FommRunner -> put objects (docs/architecture.md §3).
 
 Transport-free: the Ray Serve deployment (deployment.py) subclasses this, and `lihq.grpc.server`
 can host it on a plain grpc.aio server. Outputs are content-addressed by the model id (weights

@@ -1,4 +1,4 @@
-"""`lihq verify fomm --vectors DIR --seed N`: our FOMM against upstream's outputs (ARCHITECTURE.md §7).
+"""`lihq verify fomm --vectors DIR --seed N`: our FOMM against upstream's outputs (docs/architecture.md §7).
 
 A checkpoint in the official layout (legacy-pickle `vox-cpk.pth.tar`) is synthesized from the seed,
 loaded through the real loader into a `FommRunner`, and every case of the vector set is run:
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lihq.cli.verify import VerifyRow
+from lihq.cli.verify import VerifyRow, synthesize_for
 from lihq.errors import InvalidInput
-from lihq.weights import synthesize
 from services.fomm import motion
 from services.fomm.motion import Mode, MotionGlobals
 from services.fomm.runner import AnimateSpec, FommRunner, FommRunnerConfig
@@ -137,7 +136,7 @@ def resize_row(vectors: Path) -> list[VerifyRow]:
 def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
     """Synthesize seed weights in the official layout under `workdir`, load them, run the set."""
     vectors = Path(vectors)
-    path = synthesize("fomm", seed, workdir)[0]
+    path = synthesize_for("fomm", seed, workdir, vectors)[0]
     inputs, kp = _load(vectors / "inputs.npz"), _load(vectors / "kp.npz")
     frames = frame_files(vectors)
     cfg = FommRunnerConfig(device="cpu", batch_size=1, resize_inputs=True)  # demo.py resizes any size

@@ -4,7 +4,8 @@ Three upstream packages, three kinds of weights (registry entries in lihq.weight
 - `gfpgan-1.3` / `gfpgan-1.4`: `GFPGANv1Clean` (gfpgan 1.3.8, `gfpgan/archs/gfpganv1_clean_arch.py`),
   built with exactly the arguments `GFPGANer` uses for `arch='clean'` (gfpgan/utils.py L40-50), its
   `params_ema` dict read by our strict loader (`lihq.weights.loaders`, weights-only unpickling),
-  checked key by key against the shared manifest, then `load_state_dict(strict=True)`.
+  checked key by key and shape by shape against the module it loads into (a mismatch names the keys),
+  then `load_state_dict(strict=True)`. No manifest or other file outside the weights dir is read.
 - `facexlib`: RetinaFace-ResNet50 detector + ParseNet face parser, loaded by facexlib 0.3.0's own
   `FaceRestoreHelper` with GFPGANer's settings (face_size 512, crop_ratio (1, 1), retinaface_resnet50,
   use_parse). facexlib downloads a file it cannot find under `model_rootpath`; we always pass the
@@ -30,8 +31,7 @@ from torch import nn
 
 from lihq.errors import FailedPrecondition, InvalidInput
 from lihq.weights import check_against_manifest, is_synthetic, load_state_dict, require, weights_id
-from lihq.weights.loaders import load_manifest
-from lihq.weights.registry import get_entry
+from services.gfpgan.compat import install as install_shim
 from services.gfpgan.compat import upstream
 
 log = logging.getLogger("lihq.gfpgan")
@@ -69,26 +69,44 @@ def build_restorer(**overrides: Any) -> nn.Module:
     return upstream().GFPGANv1Clean(**{**CLEAN_ARCH, **overrides})
 
 
-def load_restorer(path: Path, device: torch.device, manifest_check: bool = True) -> nn.Module:
+def build_detector() -> nn.Module:
+    """facexlib's RetinaFace-ResNet50 as `init_detection_model('retinaface_resnet50')` builds it."""
+    install_shim()
+    from facexlib.detection.retinaface import RetinaFace
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchvision: resnet50(pretrained=False) is deprecated
+        return RetinaFace(network_name="resnet50", half=False, device=torch.device("cpu"))
+
+
+def build_parser() -> nn.Module:
+    """facexlib's ParseNet as `init_parsing_model('parsenet')` builds it."""
+    install_shim()
+    from facexlib.parsing.parsenet import ParseNet
+
+    return ParseNet(in_size=512, out_size=512, parsing_ch=19)
+
+
+def load_strict(net: nn.Module, sd: dict[str, torch.Tensor], what: str) -> nn.Module:
+    """Load `sd` into `net` after checking every key and shape against the net's own state dict.
+
+    WrongCheckpoint (FAILED_PRECONDITION) lists missing / unexpected keys and shape mismatches.
+    """
+    own = {k: list(v.shape) for k, v in net.state_dict().items()}
+    check_against_manifest(sd, own, what=what, strip=None)
+    net.load_state_dict(sd, strict=True)
+    return net
+
+
+def load_restorer(path: Path, device: torch.device) -> nn.Module:
     """GFPGANv1Clean in eval mode on `device`, from an official-layout `params_ema` checkpoint.
 
-    Raises WeightsMissing (absent), CorruptCheckpoint / WrongCheckpoint (unreadable, wrong keys/shapes).
+    Raises WeightsMissing (absent), CorruptCheckpoint (unreadable), WrongCheckpoint (keys or shapes
+    differ from the GFPGANv1Clean GFPGANer builds; the message names them).
     """
     sd = load_state_dict(path, key="params_ema")
-    entry = _entry_of(path)
-    if manifest_check and entry is not None:
-        manifest = load_manifest(entry.files[0].manifests[0])
-        check_against_manifest(sd, manifest, what=str(path))
-    net = build_restorer()
-    net.load_state_dict(sd, strict=True)
+    net = load_strict(build_restorer(), sd, f"{path} (as GFPGANv1Clean)")
     return net.eval().to(device)
-
-
-def _entry_of(path: Path) -> Any:
-    for name in VERSIONS.values():
-        if get_entry(name).files[0].filename == path.name:
-            return get_entry(name)
-    return None
 
 
 def load_face_helper(weights_dir: Path, device: torch.device, upscale: float = 2) -> Any:

@@ -16,6 +16,8 @@ Arrays: HWC BGR uint8; masks float64 in [0, 1]; class maps (512, 512) uint8 in 0
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -72,3 +74,124 @@ def paste_frame(
         alpha = mask[:, :, None]
         out = alpha * inv_restored + (1 - alpha) * out
     return out.astype(np.uint8)
+
+
+# -- the same paste-back as torch ops (GPU) ------------------------------------------------------
+# At 1024² the cv2 path costs ~0.1-0.2 CPU s per frame (Lanczos resize, two 101x101 blurs, two warps,
+# a float64 blend): far over a 150 fps replica's CPU budget (bench/README.md, "CPU work per frame").
+# `paste_frame_torch` does the same steps on the device the faces were restored on. It is not
+# bit-identical to upstream: the background upscale is bicubic (torch has no Lanczos), warps use
+# grid_sample's float weights (cv2 uses 1/32-pixel fixed point) and the blend runs in float32; the
+# difference is a few levels at most (tests/services/gfpgan/test_paste_torch.py bounds it). The cv2
+# path stays the default on CPU, where it is upstream's arithmetic exactly.
+_MASK_LUT: dict[Any, Any] = {}
+
+
+def _gauss_kernel(device: Any) -> Any:
+    import torch
+
+    key = ("gauss", device)
+    if key not in _MASK_LUT:
+        (k, _), sigma = _BLUR
+        x = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
+        g = torch.exp(-(x**2) / (2 * sigma**2))
+        _MASK_LUT[key] = (g / g.sum()).to(device=device, dtype=torch.float32)
+    return _MASK_LUT[key]
+
+
+def soft_mask_torch(classes: Any) -> Any:
+    """(F, 512, 512) uint8 class maps (tensor) -> (F, 512, 512) float32 masks in [0, 1]: LUT, two
+    separable Gaussian blurs (101 taps, sigma 11, reflect-101 borders as cv2's default), border zeroed."""
+    import torch
+    import torch.nn.functional as F
+
+    lut = torch.as_tensor(MASK_VALUES / 255.0, dtype=torch.float32, device=classes.device)
+    m = lut[classes.long()][:, None]  # (F, 1, H, W)
+    g = _gauss_kernel(classes.device)
+    k = g.numel()
+    for _ in range(2):
+        m = F.conv2d(F.pad(m, (k // 2, k // 2, 0, 0), mode="reflect"), g.view(1, 1, 1, k))
+        m = F.conv2d(F.pad(m, (0, 0, k // 2, k // 2), mode="reflect"), g.view(1, 1, k, 1))
+    m = m[:, 0]
+    m[:, :_BORDER, :] = 0
+    m[:, -_BORDER:, :] = 0
+    m[:, :, :_BORDER] = 0
+    m[:, :, -_BORDER:] = 0
+    return m
+
+
+def lanczos4_matrix(n_in: int, n_out: int, device: Any) -> Any:
+    """(n_out, n_in) float32 weights of cv2.resize's INTER_LANCZOS4 along one axis: output pixel i
+    samples source position (i + 0.5) * n_in / n_out - 0.5 with 8 taps sinc(d) * sinc(d / 4),
+    normalised, indices outside the image clamped to its edge."""
+    import torch
+
+    key = ("lanczos", n_in, n_out, str(device))
+    if key not in _MASK_LUT:
+        pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        base = np.floor(pos).astype(np.int64)
+        frac = pos - base
+        taps = np.arange(-3, 5)
+        d = frac[:, None] - taps[None, :]
+        w = np.sinc(d) * np.sinc(d / 4)
+        w /= w.sum(axis=1, keepdims=True)
+        idx = np.clip(base[:, None] + taps[None, :], 0, n_in - 1)
+        m = np.zeros((n_out, n_in))
+        np.add.at(m, (np.repeat(np.arange(n_out), 8), idx.ravel()), w.ravel())
+        _MASK_LUT[key] = torch.as_tensor(m, dtype=torch.float32, device=device)
+    return _MASK_LUT[key]
+
+
+def _warp(src: Any, inv: np.ndarray, out_hw: tuple[int, int]) -> Any:
+    """cv2.warpAffine(src, inv, (w, h)) (bilinear, zero border) for a (C, h_s, w_s) float tensor."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = out_hw
+    hs, ws = src.shape[-2:]
+    back = cv2.invertAffineTransform(inv)  # output pixel -> source pixel
+    a = torch.as_tensor(back, dtype=torch.float32, device=src.device)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=src.device, dtype=torch.float32),
+        torch.arange(w, device=src.device, dtype=torch.float32),
+        indexing="ij",
+    )
+    sx = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
+    sy = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
+    grid = torch.stack((sx * (2 / max(ws - 1, 1)) - 1, sy * (2 / max(hs - 1, 1)) - 1), dim=-1)
+    return F.grid_sample(src[None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
+def paste_frame_torch(
+    frame: np.ndarray,
+    faces: list[np.ndarray],
+    affines: list[np.ndarray],
+    classes: list[np.ndarray],
+    scale: float,
+    device: Any,
+    background: np.ndarray | None = None,
+) -> np.ndarray:
+    """`paste_frame` as torch ops on `device`; (H', W', 3) uint8 BGR (see the note above)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = frame.shape[:2]
+    h_up, w_up = output_size(h, w, scale)
+    src = frame if background is None else background
+    bg = torch.from_numpy(np.ascontiguousarray(src)).to(device).permute(2, 0, 1).float()
+    if bg.shape[-2:] != (h_up, w_up):  # cv2.resize(..., INTER_LANCZOS4) as two matrix products
+        wy = lanczos4_matrix(bg.shape[-2], h_up, device)
+        wx = lanczos4_matrix(bg.shape[-1], w_up, device)
+        bg = (wy @ bg @ wx.T).round().clamp(0, 255)  # a uint8 image, as upstream blends onto
+    out = bg
+    if faces:
+        masks = soft_mask_torch(torch.from_numpy(np.stack(classes)).to(device))
+        for face, affine, mask in zip(faces, affines, masks, strict=True):
+            inv = inverse_affine(affine, scale)
+            f = torch.from_numpy(np.ascontiguousarray(face)).to(device).permute(2, 0, 1).float()
+            if mask.shape != f.shape[-2:]:
+                mask = F.interpolate(mask[None, None], size=f.shape[-2:], mode="bilinear")[0, 0]
+            warped = _warp(torch.cat([f, mask[None]]), inv, (h_up, w_up))
+            alpha = warped[3:4]
+            out = alpha * warped[:3] + (1 - alpha) * out
+    return out.clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -1,7 +1,7 @@
 """FaceRestorationService logic: fetch a segment frame pack -> GfpganRunner -> put one frame pack.
 
 Transport-free: deployment.py subclasses it for Ray Serve; `lihq.grpc.server.serve_plain` hosts it
-on a plain grpc.aio server. The output key is content-addressed (ARCHITECTURE §3): stage, model id
+on a plain grpc.aio server. The output key is content-addressed (docs/architecture.md §3): stage, model id
 (GFPGAN + facexlib [+ RealESRGAN] weights ids), every parameter that changes the pixels, the segment
 and the input pack's digest -> `cache/gfpgan/<digest>/seg_<start>_<end>.lfp`. A repeated request is a
 cache hit; a retry rewrites the same object.

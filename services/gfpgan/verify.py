@@ -1,4 +1,4 @@
-"""`lihq verify gfpgan`: GFPGANv1Clean against a vector set (shared/reference/gfpgan/vectors/).
+"""`lihq verify gfpgan --vectors DIR`: GFPGANv1Clean against a conformance vector set.
 
 Driven by the set's own `vectors.json` (file name -> shape, dtype, sha256): every file is checked
 against its recorded sha256, grouped into cases by name, and graded with the README's tolerances:
@@ -12,9 +12,10 @@ against its recorded sha256, grouped into cases by name, and graded with the REA
   (the row reports the fraction that differs, tolerance 0.01);
 - float16 convenience copies (`input_f16`, `output_f16`) are not graded.
 The checkpoint is synthesized from `seed` in the official layout (`gfpgan-1.4`: `params_ema`),
-loaded through services/gfpgan/models.load_restorer (strict, manifest-checked) and run with the
-stored noise (`randomize_noise=False`), float32, on CPU. When `manifests/weights_fingerprints.json`
-knows the seed, the filled weights' fingerprint is checked too.
+filled by the set's own rule (lihq.cli.verify.vector_fill), loaded through
+services/gfpgan/models.load_restorer (strict: keys and shapes of the module) and run with the stored
+noise (`randomize_noise=False`), float32, on CPU. When the set ships `manifests/weights_fingerprints.json`
+(beside the vectors dir) and it knows the seed, the filled weights' fingerprint is checked too.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow
-from lihq.config import shared_reference_dir
+from lihq.cli.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.errors import FailedPrecondition, InvalidInput
-from lihq.weights import load_state_dict, synthesize
+from lihq.weights import load_state_dict
 from lihq.weights.synth import state_dict_fingerprint
 from services.gfpgan.convert import restorer_lut, to_bgr_uint8, to_tensor
 from services.gfpgan.models import load_restorer
@@ -107,7 +107,7 @@ def _forward(net: torch.nn.Module, face: np.ndarray) -> tuple[torch.Tensor, list
             out, rgbs = net(x, return_rgb=True, randomize_noise=False)
     finally:
         handle.remove()
-    return out, rgbs, captured[0]
+    return out.float(), [r.float() for r in rgbs], captured[0].float()  # float(): autocast (--precision)
 
 
 def _grade(case: Case, vectors: Path, spec: dict, net: torch.nn.Module) -> list[VerifyRow]:
@@ -147,9 +147,9 @@ def _grade(case: Case, vectors: Path, spec: dict, net: torch.nn.Module) -> list[
     return rows
 
 
-def _fingerprint_row(path: Path, seed: int) -> list[VerifyRow]:
-    fp_file = shared_reference_dir() / "gfpgan" / "manifests" / "weights_fingerprints.json"
-    if not fp_file.is_file():
+def _fingerprint_row(path: Path, seed: int, vectors: Path) -> list[VerifyRow]:
+    fp_file = find_vector_file(vectors, "manifests/weights_fingerprints.json", levels=1)
+    if fp_file is None:
         return []
     table = json.loads(fp_file.read_text()).get("fingerprints", {})
     want = next((v["sha256"] for k, v in table.items() if "GFPGAN" in k and k.endswith(f"@seed{seed}")), None)
@@ -166,8 +166,8 @@ def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
         raise InvalidInput(f"{vectors}: no vectors.json")
     spec = json.loads(spec_path.read_text())
     cases = parse_cases(spec)
-    (path,) = synthesize(ENTRY, seed, workdir)
-    rows = _fingerprint_row(path, seed)
+    (path,) = synthesize_for(ENTRY, seed, workdir, vectors)
+    rows = _fingerprint_row(path, seed, vectors)
     net = load_restorer(path, torch.device("cpu"))
     for case in cases.values():
         rows.extend(_grade(case, vectors, spec, net))

@@ -42,8 +42,25 @@ class CropTransform:
 
     @classmethod
     def from_json(cls, data: bytes) -> CropTransform:
-        d = json.loads(data)
-        return cls(d["x0"], d["y0"], d["size"], d["photo_w"], d["photo_h"], tuple(d["face"]))
+        """Parse a stored transform; the store is untrusted, so anything else is INVALID_ARGUMENT."""
+        try:
+            d = json.loads(data)
+            out = cls(
+                int(d["x0"]),
+                int(d["y0"]),
+                int(d["size"]),
+                int(d["photo_w"]),
+                int(d["photo_h"]),
+                tuple(int(v) for v in d["face"]),
+            )
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
+            raise InvalidInput(
+                "transform: not a crop transform written by PrepareFace (JSON with x0, y0, size, photo_w, "
+                "photo_h, face)"
+            ) from None
+        if out.size <= 0 or out.photo_w <= 0 or out.photo_h <= 0 or len(out.face) != 4:
+            raise InvalidInput("transform: sizes must be positive and face has 4 numbers")
+        return out
 
 
 def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:

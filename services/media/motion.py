@@ -1,5 +1,5 @@
 """Procedural head motion: a smooth, seeded sway and nod of the face crop, used as the FOMM driver
-when no reference video is given (ARCHITECTURE.md §1, step 4).
+when no reference video is given (docs/architecture.md §1, step 4).
 
 Each frame's pose is a pure function of (seed, frame index): a sum of a few low-frequency sinusoids
 (0.1–0.6 Hz) per degree of freedom with seeded phases, so any segment can be generated alone and

@@ -60,6 +60,8 @@ class MediaRunner:
         """Probe and check that the file can serve as `kind` ('any', 'image', 'audio', 'video')."""
         if kind not in KINDS:
             raise InvalidInput(f"unknown media kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind in ("image", "any"):
+            self._check_image_header(path)
         info = media.probe(
             path,
             require_video=kind in ("image", "video"),
@@ -78,6 +80,26 @@ class MediaRunner:
         if kind == "video" and (is_image or info.duration <= 0):
             raise InvalidInput("expected a video with a duration; this looks like a still image")
         return info
+
+    def _check_image_header(self, path: Path) -> None:
+        """An image's size from its header, before ffprobe (which gives no size for a huge PNG): one
+        over the limit is refused naming the limit."""
+        from PIL import Image
+
+        m = self.cfg.max_side
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Image.DecompressionBombError:
+            raise InvalidInput(
+                f"the image has more pixels than the largest supported, {m}x{m} (scale it down first)"
+            ) from None
+        except Exception:  # noqa: BLE001 - not an image PIL knows: ffprobe decides below
+            return
+        if w > m or h > m:
+            raise InvalidInput(
+                f"the image is {w}x{h} pixels; the largest supported is {m}x{m} (scale it down first)"
+            )
 
     # -- audio --------------------------------------------------------------------------------
     def check_rates(self, rates: Iterable[int]) -> tuple[int, ...]:

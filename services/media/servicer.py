@@ -1,4 +1,4 @@
-"""MediaService logic: fetch objects -> MediaRunner -> put objects (ARCHITECTURE.md §3).
+"""MediaService logic: fetch objects -> MediaRunner -> put objects (docs/architecture.md §3).
 
 Transport-free: the Ray Serve deployment (deployment.py) subclasses this, and `lihq.grpc.server`
 can host it on a plain grpc.aio server. Blocking work (ffmpeg, storage) runs in a worker thread so
@@ -25,7 +25,7 @@ from lihq.grpc import refs
 from lihq.grpc.errors import rpc_method
 from lihq.grpc.health import HealthMixin
 from lihq.log import stage_logger
-from lihq.storage.base import ObjectStore, content_key, validate_key
+from lihq.storage.base import ObjectStore, content_key
 from lihq.v1 import common_pb2, media_pb2
 from services.media.face_servicer import FaceMotionMixin
 from services.media.runner import MediaRunner, n_frames_for, segment_bounds
@@ -235,7 +235,7 @@ class MediaServicer(FaceMotionMixin, HealthMixin):
             raise InvalidInput(f"duration_s={req.duration_s}: must be >= 0 (0: the audio's length)")
         params = {"crf": crf, "preset": preset, "duration": req.duration_s}
         digest = stage_digest(f"{STAGE}.encode", MODEL_ID, params, [*pack_digests, audio_digest])
-        out_key = self._output_key(req.output_key, digest)
+        out_key = self._output_key(req.output_key, digest, req.ctx.render_id)
         with self._tmp() as tmp:
             headers = [
                 unpack_frames(refs.fetch_bytes(self.store, p, f"pack {i}")[0])
@@ -267,10 +267,5 @@ class MediaServicer(FaceMotionMixin, HealthMixin):
             pack = unpack_frames(refs.fetch_bytes(self.store, p, f"pack {i}")[0])
             yield from pack.frames
 
-    def _output_key(self, requested: str, digest: str) -> str:
-        if not requested:
-            return cache_key(STAGE, digest, "output.mp4")
-        key = validate_key(requested)
-        if key.startswith(_PROTECTED_PREFIXES):
-            raise InvalidInput(f"output_key {key!r}: inputs/ is read-only (uploads are never overwritten)")
-        return key
+    def _output_key(self, requested: str, digest: str, render_id: str = "") -> str:
+        return refs.render_output_key(requested, render_id, cache_key(STAGE, digest, "output.mp4"))

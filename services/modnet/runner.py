@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from lihq.errors import InvalidInput, ResourceExhausted
-from lihq.torchutil import autocast, batched, check_precision, resolve_device
+from lihq.torchutil import autocast, batched, check_precision, maybe_compile, resolve_device
 from lihq.weights.synth import is_synthetic, weights_id
 from services.modnet.nets import MODNet
 from services.modnet.weights import load_modnet
@@ -91,13 +91,10 @@ class ModnetRunner:
         self.device = resolve_device(self.cfg.device)
         self.model_id = model_id
         self.model = model.eval().to(self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed frame sizes per segment: pick the fastest kernels
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net: Callable[..., tuple] = self.model
-        if self.cfg.compile:
-            self.net = torch.compile(self.model, dynamic=False)
+        self.net = maybe_compile(self.model, self.cfg.compile)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, cfg: ModnetConfig | None = None) -> ModnetRunner:

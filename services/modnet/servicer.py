@@ -1,4 +1,4 @@
-"""MattingService logic: fetch objects -> ModnetRunner / compose -> put objects (ARCHITECTURE.md §3).
+"""MattingService logic: fetch objects -> ModnetRunner / compose -> put objects (docs/architecture.md §3).
 
 Transport-free: the Ray Serve deployment (deployment.py) subclasses this, and `lihq.grpc.server` can
 host it on a plain grpc.aio server. Blocking work runs in worker threads; the network itself runs
@@ -26,7 +26,7 @@ from lihq.grpc import refs
 from lihq.grpc.errors import rpc_method
 from lihq.grpc.health import HealthMixin
 from lihq.log import stage_logger
-from lihq.storage.base import ObjectStore, validate_key
+from lihq.storage.base import ObjectStore
 from lihq.v1 import common_pb2, matting_pb2
 from services.modnet import convert as rq
 from services.modnet.alpha_video import FORMATS, AlphaVideoWriter, probe_alpha
@@ -205,7 +205,9 @@ class MattingServicer(HealthMixin):
         inputs += [refs.object_digest(self.store, r, f"matte {i}") for i, r in enumerate(req.mattes)]
         params = {"format": fmt, **rq.placement_params(placement), "size": [req.width, req.height]}
         digest = stage_digest(f"{STAGE}.alpha_video", COMPOSE_ID, params, inputs)
-        key = self._output_key(req.output_key, cache_key(STAGE, digest, "speaker_alpha" + FORMATS[fmt]))
+        key = self._output_key(
+            req.output_key, cache_key(STAGE, digest, "speaker_alpha" + FORMATS[fmt]), req.ctx.render_id
+        )
         with tempfile.TemporaryDirectory(prefix="lihq-modnet-", dir=self.workdir) as tmp:
             out = Path(tmp) / ("speaker_alpha" + FORMATS[fmt])
             fps = self._write_alpha(req, placement, fmt, out)
@@ -249,10 +251,5 @@ class MattingServicer(HealthMixin):
             )
         return check_canvas((req.width, req.height) if req.width else (frames.width, frames.height))
 
-    def _output_key(self, requested: str, default: str) -> str:
-        if not requested:
-            return default
-        key = validate_key(requested)
-        if key.startswith(_PROTECTED_PREFIXES):
-            raise InvalidInput(f"output_key {key!r}: inputs/ is read-only (uploads are never overwritten)")
-        return key
+    def _output_key(self, requested: str, default: str, render_id: str = "") -> str:
+        return refs.render_output_key(requested, render_id, default)

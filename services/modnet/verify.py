@@ -1,4 +1,4 @@
-"""`lihq verify modnet`: our MODNet against a vector set of upstream outputs (ARCHITECTURE.md §7).
+"""`lihq verify modnet`: our MODNet against a vector set of upstream outputs (docs/architecture.md §7).
 
 The set's own `vectors.json` drives the run, so other sets of the same schema (other seeds, sizes,
 more cases) work unchanged. Cases are found by file-name suffix; `<P>` is any prefix (`net_`,
@@ -14,8 +14,8 @@ more cases) work unchanged. Cases are found by file-name suffix; `<P>` is any pr
 Tolerances are the vectors README's (float mattes 1e-4; uint8 mattes |diff| <= 1 on at most 0.5% of
 pixels; the float16 debug input 1e-3); `_meta.tolerances` ({suffix: value}) overrides them. A file the
 verifier does not understand is reported as a miss, never skipped silently. The weights are
-synthesized from the seed in the official layout and loaded through the real loader; when the
-reference dir has `weights_fingerprints.json` for this seed, the loaded dict is checked against it.
+synthesized from the seed (the set's own fill rule) in the official layout and loaded through the real loader;
+when the set ships `manifests/weights_fingerprints.json` for this seed, the loaded dict is checked against it.
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow
-from lihq.config import shared_reference_dir
+from lihq.cli.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.errors import InvalidInput
 from lihq.weights.loaders import load_state_dict
-from lihq.weights.synth import state_dict_fingerprint, synthesize
+from lihq.weights.synth import state_dict_fingerprint
 from services.modnet.runner import ModnetConfig, ModnetRunner, network_size, to_uint8
 
 NET_INPUT = "input.npy"
@@ -148,9 +147,9 @@ def _pipeline_case(runner: ModnetRunner, vectors: Path, c: Case, meta: dict, tol
     return rows
 
 
-def _fingerprint_row(path: Path, seed: int) -> list[VerifyRow]:
-    table = shared_reference_dir() / "modnet" / "manifests" / "weights_fingerprints.json"
-    if not table.is_file():
+def _fingerprint_row(path: Path, seed: int, vectors: Path) -> list[VerifyRow]:
+    table = find_vector_file(vectors, "manifests/weights_fingerprints.json", levels=1)
+    if table is None:
         return []
     entry = json.loads(table.read_text()).get("fingerprints", {}).get(f"{MANIFEST}@seed{seed}")
     if entry is None:
@@ -168,8 +167,8 @@ def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
     tol = {**TOLERANCES, **meta.get("_meta", {}).get("tolerances", {})}
     files = [k for k in meta if k.endswith(".npy")]
     cases, unknown = find_cases(files)
-    path = synthesize("modnet", seed, workdir)[0]
-    rows = _fingerprint_row(path, seed)
+    path = synthesize_for("modnet", seed, workdir, vectors)[0]
+    rows = _fingerprint_row(path, seed, vectors)
     runner = ModnetRunner.from_checkpoint(path, ModnetConfig(device="cpu", precision="fp32", batch_size=1))
     for c in cases:
         rows += (_net_case if c.kind == "net" else _pipeline_case)(runner, vectors, c, meta, tol)

@@ -1,4 +1,4 @@
-"""InterpolationService logic: fetch frame packs -> QVIRunner -> put one output pack (ARCHITECTURE §3).
+"""InterpolationService logic: fetch frame packs -> QVIRunner -> put one output pack (docs/architecture.md §3).
 
 Transport-free: deployment.py subclasses it for Ray Serve; `lihq.grpc.server.serve_plain` hosts it on
 a plain grpc.aio server. The output key is content-addressed (stage, model id, k, precision, segment,

@@ -1,4 +1,4 @@
-"""`lihq verify qvi --vectors DIR --seed N`: our QVI against upstream's vectors (ARCHITECTURE.md §7).
+"""`lihq verify qvi --vectors DIR --seed N`: our QVI against upstream's vectors (docs/architecture.md §7).
 
 Driven by the set's `vectors.json` (file name -> shape/dtype/note, plus `_meta`): every entry whose name
 follows the reference schema is compared, whatever its t values, sizes or frame counts:
@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow
+from lihq.cli.verify import VerifyRow, synthesize_for
 from lihq.errors import InvalidInput
 from lihq.weights.registry import get_entry, local_path
-from lihq.weights.synth import synthesize
 from services.qvi.checkpoint import load_qvi
 from services.qvi.nets import QVI, Flows, backwarp, correlation, forward_splat
 from services.qvi.nets.qvi import MEAN
@@ -191,7 +190,7 @@ def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
     """Synthesize seed weights (official layout) into `workdir`, load them, compare every case."""
     vec = _Vectors(Path(vectors))
     _report_unknown(vec)
-    synthesize("qvi", seed, workdir)
+    synthesize_for("qvi", seed, workdir, vectors)
     model = load_qvi(local_path(get_entry("qvi").files[0], workdir))
     with torch.inference_mode():
         return _component_cases(model, vec) + _model_cases(model, vec)

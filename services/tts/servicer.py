@@ -1,4 +1,4 @@
-"""SpeechService logic: objects <-> TtsRunner (ARCHITECTURE.md §3). No Ray here.
+"""SpeechService logic: objects <-> TtsRunner (docs/architecture.md §3). No Ray here.
 
 `Synthesize` plans (checks, resolves the backend, cuts the text), derives content-addressed keys
 (stage, model id, options, text, reference-clip digests), answers a repeated request from the store,

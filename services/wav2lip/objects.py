@@ -1,4 +1,4 @@
-"""The two per-render globals of the lip-sync stage, as store objects (ARCHITECTURE.md §3).
+"""The two per-render globals of the lip-sync stage, as store objects (docs/architecture.md §3).
 
 - `MelObject` (`mel.npz`): the normalised mel of the whole speech track and the start column of the
   mel chunk of every video frame at the clip's fps. Computed once; any segment reads its chunks.

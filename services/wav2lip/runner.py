@@ -27,7 +27,7 @@ import torch
 
 from lihq.config import WeightsConfig
 from lihq.errors import InvalidInput, ResourceExhausted, WeightsMissing
-from lihq.torchutil import autocast, batched, check_precision, resolve_device
+from lihq.torchutil import autocast, batched, check_precision, maybe_compile, resolve_device
 from lihq.weights import require, weights_id
 from services.wav2lip import audio
 from services.wav2lip.checkpoints import load_s3fd, load_wav2lip
@@ -50,6 +50,7 @@ class Wav2LipRunnerConfig:
     detect_batch_size: int = 16  # frames per S3FD forward (upstream default)
     channels_last: bool = False
     allow_tf32: bool = False  # TF32 convs on Ampere+ move outputs by ~1e-3; off keeps conformance
+    compile: bool = False  # torch.compile the Wav2Lip generator (GPU throughput; first batch compiles)
     weights_dir: Path | None = None
     wav2lip_path: str | None = None
     wav2lip_gan_path: str | None = None
@@ -130,6 +131,8 @@ class Wav2LipRunner:
                 net = net.to(self.device)
                 if self.cfg.channels_last:
                     net = net.to(memory_format=torch.channels_last)
+                if name != "s3fd":
+                    net = maybe_compile(net, self.cfg.compile)
                 self._nets[name] = net
             return self._nets[name]
 

@@ -1,4 +1,4 @@
-"""LipSyncService logic: fetch objects -> Wav2LipRunner -> put objects (ARCHITECTURE.md §3).
+"""LipSyncService logic: fetch objects -> Wav2LipRunner -> put objects (docs/architecture.md §3).
 
 Transport-free: the Ray Serve deployment (deployment.py) subclasses this, and `lihq.grpc.server`
 hosts it on a plain grpc.aio server. Every output key is content-addressed from the stage, the model

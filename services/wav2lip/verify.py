@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow
-from lihq.weights import synthesize
+from lihq.cli.verify import VerifyRow, synthesize_for
 from services.wav2lip import audio
 from services.wav2lip.faces import crop_faces, face_windows, prediction_u8, smooth_boxes
 from services.wav2lip.objects import FaceTrack, MelObject
@@ -142,7 +141,7 @@ def _case_rows(vectors: Path) -> list[VerifyRow]:
 
 def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
     """Every README output of the set in `vectors`, for synthetic weights of `seed`."""
-    path = synthesize("wav2lip", seed, workdir)[0]
+    path = synthesize_for("wav2lip", seed, workdir, vectors)[0]
     runner = _runner(path)
     rows, mel = _audio_rows(vectors)
     net_rows, out = _net_rows(vectors, runner, mel)

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow
-from lihq.weights import synthesize
+from lihq.cli.verify import VerifyRow, synthesize_for
 from services.wav2lip.detect import decode_all, detections, net_input, to_rect
 from services.wav2lip.runner import Wav2LipRunner, Wav2LipRunnerConfig
 
@@ -43,7 +42,7 @@ def _nms_path(boxes: torch.Tensor, scores: torch.Tensor) -> np.ndarray:
 
 def run(vectors: Path, seed: int, workdir: Path) -> list[VerifyRow]:
     """Every README output of the set in `vectors`, for synthetic weights of `seed`."""
-    path = synthesize("s3fd", seed, workdir)[0]
+    path = synthesize_for("s3fd", seed, workdir, vectors)[0]
     runner = Wav2LipRunner(Wav2LipRunnerConfig(device="auto", s3fd_path=str(path), detect_batch_size=16))
     ref = np.load(vectors / "s3fd_vectors.npz")
     frames_rgb = np.ascontiguousarray(ref["images_bgr_u8"][..., ::-1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ APPS = (
     "fomm",
     "modnet",
     "tts",
+    "gfpgan",
     "orchestrator",
 )  # the apps of serve_configs/local.yaml
 
@@ -32,6 +34,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+INTERNAL_TOKEN = secrets.token_urlsafe(24)  # the serve_stack's internal stage credential
+
+
+def internal_md(app: str) -> tuple[tuple[str, str], ...]:
+    """Metadata of a direct stage call: the app and the internal credential (as the orchestrator sends)."""
+    from lihq.grpc.auth import INTERNAL_HEADER
+
+    return (("application", app), (INTERNAL_HEADER, INTERNAL_TOKEN))
 
 
 @dataclass
@@ -43,6 +55,27 @@ class ServeProcess:
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.address)
+
+    # -- credentials (`lihq serve` made the admin token on its first start) ---------------------------
+    def admin_token(self) -> str:
+        return (Path(self.env["LIHQ_HOME"]) / "api-token").read_text().strip()
+
+    def md(self, token: str | None = None, app: str = "orchestrator") -> tuple[tuple[str, str], ...]:
+        """RenderService metadata: the app and `authorization: Bearer <token>` (default: the admin's)."""
+        return (("application", app), ("authorization", f"Bearer {token or self.admin_token()}"))
+
+    def internal_md(self, app: str) -> tuple[tuple[str, str], ...]:
+        return internal_md(app)
+
+    def add_token(self, tenant: str, rights: tuple[str, ...] = ("read", "write")) -> str:
+        """A new token in the registry the running server reads (it notices the change at the next call)."""
+        from lihq.auth import TokenFile
+
+        tf = TokenFile(Path(self.env["LIHQ_TOKENS_FILE"]))
+        reg = tf.load()
+        token, _ = reg.add(tenant, rights)
+        tf.save(reg)
+        return token
 
 
 def wait_healthy(address: str, app: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -62,22 +95,39 @@ def wait_healthy(address: str, app: str, proc: subprocess.Popen, log: Path, time
     raise TimeoutError(f"{app} not healthy at {address} after {timeout} s:\n{log.read_text()[-4000:]}")
 
 
-SYNTHETIC = ("fomm", "wav2lip_gan", "s3fd", "qvi", "gfpgan-1.3", "gfpgan-1.4", "facexlib", "modnet")
+# tests/security imports these fixtures too: one instance per session whichever directory asks first
+# (pytest keeps a separate cache per conftest directory, so the instances are shared here).
+_SHARED: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
-def synthetic_weights(tmp_path_factory) -> Path:
-    """Seed-1 synthetic checkpoints in the official layouts, for every model that has a manifest."""
+def lihq_home(tmp_path_factory) -> Path:
+    if "home" not in _SHARED:
+        _SHARED["home"] = tmp_path_factory.mktemp("lihq-home")
+    return _SHARED["home"]
+
+
+@pytest.fixture(scope="session")
+def synthetic_weights(lihq_home) -> Path:
+    """Seed-1 synthetic checkpoints in the official layouts, for every model a render can use, where
+    `lihq serve --weights synthetic` (LIHQ_HOME=lihq_home) looks for them."""
+    from lihq.cli.weightsmode import SERVE_RECIPE
     from lihq.weights.synth import synthesize
 
-    wdir = tmp_path_factory.mktemp("weights")
-    for name in SYNTHETIC:
-        synthesize(name, 1, wdir)
+    wdir = lihq_home / "weights-synthetic" / "seed1"
+    if "weights" not in _SHARED:
+        for name in SERVE_RECIPE:
+            synthesize(name, 1, wdir)
+        _SHARED["weights"] = wdir
     return wdir
 
 
 @pytest.fixture(scope="session")
-def serve_stack(s3_server, synthetic_weights, tmp_path_factory) -> Iterator[ServeProcess]:
+def serve_stack(s3_server, synthetic_weights, lihq_home, tmp_path_factory) -> Iterator[ServeProcess]:
+    """`lihq serve --weights synthetic`: the smoke-test mode a deployment is checked with."""
+    if "serve" in _SHARED:  # already started for the other directory
+        yield _SHARED["serve"]
+        return
     grpc_port, http_port = free_port(), free_port()
     tmp = tmp_path_factory.mktemp("serve")
     env = dict(os.environ)
@@ -86,8 +136,12 @@ def serve_stack(s3_server, synthetic_weights, tmp_path_factory) -> Iterator[Serv
         LIHQ_S3_ACCESS_KEY=s3_server.access_key,
         LIHQ_S3_SECRET_KEY=s3_server.secret_key,
         LIHQ_BUCKET="lihq-it",
-        LIHQ_HOME=str(tmp / "home"),
+        LIHQ_HOME=str(lihq_home),
         LIHQ_RAY_AUTH_MODE="disabled",
+        LIHQ_AUTH="on",  # API tokens on RenderService, the internal credential on every stage
+        LIHQ_INTERNAL_TOKEN=INTERNAL_TOKEN,
+        LIHQ_TOKENS_FILE=str(lihq_home / "tokens.json"),
+        LIHQ_QUOTA_UPLOAD_BYTES=str(16 << 20),  # tests/security sends one byte more
         LIHQ_WEIGHTS_DIR=str(synthetic_weights),
         RAY_USAGE_STATS_ENABLED="0",
         PYTHONUNBUFFERED="1",
@@ -98,6 +152,8 @@ def serve_stack(s3_server, synthetic_weights, tmp_path_factory) -> Iterator[Serv
         "-m",
         "lihq.cli.main",
         "serve",
+        "--weights",
+        "synthetic",
         "--grpc-port",
         str(grpc_port),
         "--http-port",
@@ -111,8 +167,10 @@ def serve_stack(s3_server, synthetic_weights, tmp_path_factory) -> Iterator[Serv
     try:
         for app in APPS:
             wait_healthy(sp.address, app, proc, log, timeout=400)
+        _SHARED["serve"] = sp
         yield sp
     finally:
+        _SHARED.pop("serve", None)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -16,10 +16,11 @@ from lihq.config import StoreConfig
 from lihq.framepack import pack_frames, unpack_frames
 from lihq.storage import open_store
 from lihq.v1 import common_pb2, media_pb2, media_pb2_grpc
+from tests.integration.conftest import internal_md
 from tests.mediafiles import espeak_wav, lavfi_image, lavfi_video
 
 pytestmark = pytest.mark.integration
-APP = (("application", "media"),)
+APP = internal_md("media")  # stage calls carry the internal credential
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,12 @@ def test_encode_matches_audio_duration(stub, store, tmp_path):
         info = store.put_bytes(f"cache/test/enc/seg_{s}.lfp", pack_frames(frames, fps=25, start=s))
         refs.append(common_pb2.ObjectRef(key=info.key))
     r = stub.Encode(
-        media_pb2.EncodeRequest(packs=refs, audio=aud, output_key="renders/it/output.mp4"),
+        media_pb2.EncodeRequest(
+            packs=refs,
+            audio=aud,
+            output_key="renders/it/output.mp4",  # a caller-chosen key: only under its render's prefix
+            ctx=common_pb2.CallContext(render_id="it"),
+        ),
         metadata=APP,
         timeout=300,
     )

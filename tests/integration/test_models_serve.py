@@ -10,6 +10,7 @@ from lihq.config import StoreConfig
 from lihq.framepack import pack_frames, unpack_frames
 from lihq.storage import open_store
 from lihq.v1 import common_pb2, interpolation_pb2, interpolation_pb2_grpc, lipsync_pb2, lipsync_pb2_grpc
+from tests.integration.conftest import internal_md
 from tests.mediafiles import espeak_wav
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ def store(serve_stack):
 
 
 def md(app: str):
-    return (("application", app),)
+    return internal_md(app)  # stage calls carry the internal credential
 
 
 def frames(n: int, size: int, seed: int = 0) -> np.ndarray:

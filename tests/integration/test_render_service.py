@@ -1,5 +1,6 @@
-"""RenderService as a Serve app (`orchestrator`) behind the proxy: creation-time validation reaches the
-media stage through the proxy; bad input is INVALID_ARGUMENT and leaves nothing behind."""
+"""RenderService as a Serve app (`orchestrator`) behind the proxy: a bad spec is INVALID_ARGUMENT at
+CreateRender and leaves nothing behind; a face the media stage cannot find fails the render's first task
+with INVALID_ARGUMENT and the stage."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from lihq.v1 import common_pb2, render_pb2, render_pb2_grpc
 from tests.mediafiles import espeak_wav
 
 pytestmark = pytest.mark.integration
-MD = (("application", "orchestrator"),)
 
 
 def test_create_render_validates_inputs_through_the_stages(serve_stack, tmp_path):
@@ -27,16 +27,25 @@ def test_create_render_validates_inputs_through_the_stages(serve_stack, tmp_path
     )
     with serve_stack.channel() as ch:
         stub = render_pb2_grpc.RenderServiceStub(ch)
-        before = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=MD, timeout=60)
-        with pytest.raises(grpc.RpcError) as ei:
-            stub.CreateRender(render_pb2.CreateRenderRequest(renders=[spec]), metadata=MD, timeout=120)
-        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no face" in ei.value.details()
+        before = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=serve_stack.md(), timeout=60)
+        # face detection is the render's first task (CreateRender answers at once): the render fails
+        # there with INVALID_ARGUMENT, its message and the stage
+        [r] = stub.CreateRender(
+            render_pb2.CreateRenderRequest(renders=[spec]), metadata=serve_stack.md(), timeout=60
+        ).renders
+        assert r.state == render_pb2.RENDER_STATE_QUEUED
+        req = render_pb2.WatchRenderRequest(render_id=r.render_id)
+        last = list(stub.WatchRender(req, metadata=serve_stack.md(), timeout=300))[-1].render
+        assert last.state == render_pb2.RENDER_STATE_FAILED and "no face" in last.error
+        assert (last.error_code, last.error_stage) == ("INVALID_ARGUMENT", "face")
         bad_text = render_pb2.RenderSpec(face=common_pb2.ObjectRef(key=wall.key), text="")
         with pytest.raises(grpc.RpcError) as ei:
-            stub.CreateRender(render_pb2.CreateRenderRequest(renders=[bad_text]), metadata=MD, timeout=60)
+            stub.CreateRender(
+                render_pb2.CreateRenderRequest(renders=[bad_text]), metadata=serve_stack.md(), timeout=60
+            )
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "audio or text" in ei.value.details()
-        after = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=MD, timeout=60)
-        assert len(after.renders) == len(before.renders)  # nothing half-done was left behind
+        after = stub.ListRenders(render_pb2.ListRendersRequest(), metadata=serve_stack.md(), timeout=60)
+        assert len(after.renders) == len(before.renders) + 1  # the bad spec left nothing behind
 
 
 def test_upload_input_streams_through_the_proxy_into_the_store(serve_stack, tmp_path):
@@ -50,11 +59,13 @@ def test_upload_input_streams_through_the_proxy_into_the_store(serve_stack, tmp_
     data = wav.read_bytes()
     with serve_stack.channel() as ch:
         stub = render_pb2_grpc.RenderServiceStub(ch)
-        r = stub.UploadInput(chunks(wav, chunk=16_384), metadata=MD, timeout=120)
-        assert r.object.key == f"inputs/{hashlib.sha256(data).hexdigest()}.wav" and not r.existed
+        r = stub.UploadInput(chunks(wav, chunk=16_384), metadata=serve_stack.md(), timeout=120)
+        assert (
+            r.object.key == f"tenants/admin/inputs/{hashlib.sha256(data).hexdigest()}.wav" and not r.existed
+        )
         assert store.get_bytes(r.object.key) == data
-        assert stub.UploadInput(chunks(wav), metadata=MD, timeout=120).existed
+        assert stub.UploadInput(chunks(wav), metadata=serve_stack.md(), timeout=120).existed
         bad = iter([render_pb2.UploadInputRequest(filename="x.wav", data=b"abc", sha256="0" * 64)])
         with pytest.raises(grpc.RpcError) as ei:
-            stub.UploadInput(bad, metadata=MD, timeout=60)
+            stub.UploadInput(bad, metadata=serve_stack.md(), timeout=60)
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "does not match" in ei.value.details()

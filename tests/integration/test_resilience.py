@@ -25,7 +25,9 @@ import yaml
 from PIL import Image
 from skimage.data import astronaut
 
+from lihq.storage import FileStore
 from lihq.v1 import render_pb2, render_pb2_grpc
+from orchestrator.state import RenderStore
 from orchestrator.uploads import chunks
 from tests.integration.conftest import REPO, free_port
 from tests.mediafiles import espeak_wav
@@ -126,6 +128,10 @@ class Cluster:
         path = self.root / "store" / "lihq" / "renders" / render_id / "render.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    def finished(self, render_id: str) -> dict[str, dict]:
+        """The render's task log: outputs of every task it recorded as finished."""
+        return RenderStore(FileStore(self.root / "store", "lihq")).load_results(render_id)
+
     def calls(self) -> list[dict]:
         return [json.loads(line) for line in self.calls_log.read_text().splitlines()]
 
@@ -174,7 +180,7 @@ def finish(c: Cluster, render_id: str) -> bytes:
 
 
 def segment_tasks_done(c: Cluster, render_id: str, stage: str) -> list[str]:
-    return [t for t in c.record(render_id).get("results", {}) if t.startswith(f"{stage}/")]
+    return [t for t in c.finished(render_id) if t.startswith(f"{stage}/")]
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +207,7 @@ def test_a_killed_orchestrator_resumes_without_recomputing_finished_tasks(cluste
         lambda: len(segment_tasks_done(cluster, rid, "wav2lip")) >= 1, 600, "a finished wav2lip segment"
     )
     cluster.kill(cluster.orch)
-    finished = cluster.record(rid)["results"]  # what the killed orchestrator had recorded
+    finished = cluster.finished(rid)  # what the killed orchestrator had recorded
     assert finished and "encode" not in finished
     cluster.start_orchestrator()  # resumes every unfinished render at start
     assert finish(cluster, rid) == expected

@@ -71,9 +71,9 @@ def test_pending_apps_are_really_missing(app):
 def test_serve_config_comes_from_the_overlay_file():
     pairs = (
         ("dev", "overlays/dev"),
-        ("gpu", "base"),
+        ("gpu", "overlays/gpu"),
         ("swap-media", "examples/swap-media"),
-        ("external-s3", "base"),
+        ("external-s3", "overlays/gpu"),
     )
     for name, src in pairs:
         (svc,) = [d for d in rendered_docs(name) if d["kind"] == "RayService"]

@@ -170,7 +170,8 @@ def test_bad_costs_and_workloads_are_refused():
 
 
 def test_capacity_command_prints_a_row_per_gpu_count():
-    res = CliRunner().invoke(capacity, ["--gpus", "1,4,1000", "--length", "10", "--renders", "60"])
+    args = ["--gpus", "1,4,1000", "--length", "10", "--renders", "60", "--orchestrators", "100"]
+    res = CliRunner().invoke(capacity, args)  # 100 orchestrator replicas: the GPU stages limit
     assert res.exit_code == 0, res.output
     rows = [line.split() for line in res.output.splitlines() if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["1", "4", "1000"]

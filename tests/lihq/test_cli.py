@@ -117,3 +117,60 @@ def test_local_serve_config_fits_a_two_cpu_machine():
             n = auto["min_replicas"] if isinstance(auto, dict) else _set(d.num_replicas, 1)
             cpus, gpus = cpus + n * cpu, gpus + n * gpu
     assert cpus <= 2.0 and gpus <= 1.0, (cpus, gpus)
+
+
+def _inputs(tmp_path):
+    face, audio = tmp_path / "face.png", tmp_path / "a.wav"
+    face.write_bytes(b"\x89PNG not really")
+    audio.write_bytes(b"RIFF not really")
+    return face, audio
+
+
+@pytest.mark.parametrize("which", ["face", "audio"])
+def test_render_refuses_an_output_that_is_an_input(tmp_path, which):
+    face, audio = _inputs(tmp_path)
+    target = face if which == "face" else audio
+    before = target.read_bytes()
+    r = run(
+        "render",
+        "--face",
+        str(face),
+        "--audio",
+        str(audio),
+        "-o",
+        str(target),
+        env={"LIHQ_HOME": str(tmp_path)},
+    )
+    assert r.exit_code == 2
+    assert r.output.startswith("error: ") and "is the input" in r.output and "Traceback" not in r.output
+    assert target.read_bytes() == before
+    assert not (tmp_path / "weights-synthetic").exists()  # refused before any work
+
+
+def test_render_refuses_a_hard_link_of_an_input(tmp_path):
+    face, audio = _inputs(tmp_path)
+    link = tmp_path / "out.mp4"
+    link.hardlink_to(face)
+    r = run("render", "--face", str(face), "--audio", str(audio), "-o", str(link))
+    assert r.exit_code == 2 and "is the input" in r.output
+    assert face.read_bytes() == b"\x89PNG not really"
+
+
+def test_render_refuses_an_output_through_another_path_to_the_input(tmp_path):
+    face, audio = _inputs(tmp_path)
+    (tmp_path / "sub").mkdir()
+    sneaky = tmp_path / "sub" / ".." / "face.png"
+    r = run("render", "--face", str(face), "--audio", str(audio), "-o", str(sneaky))
+    assert r.exit_code == 2 and "is the input" in r.output
+
+
+def test_click_usage_errors_are_one_error_line():
+    for args, needle in (
+        (["render"], "Missing option '--face'"),
+        (["render", "--face", "x.png", "--audio", "a.wav", "-o", "o.mp4", "--passes", "3"], "--passes"),
+        (["no-such-command"], "No such command"),
+    ):
+        r = run(*args)
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 2, (args, r.output)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output

@@ -1,7 +1,8 @@
 """Tests for the weights registry, synthetic checkpoints, loaders, downloads and the CLI.
 
 No network: downloads go to an http.server on 127.0.0.1 started here (with Range support).
-Synthetic files are written once per module (FOMM alone fills ~60M floats).
+Synthetic files are written once per module. Nothing here needs the shared conformance set except
+the checks that our networks' keys equal its manifests (skipped, with the reason, without it).
 """
 
 from __future__ import annotations
@@ -23,17 +24,22 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lihq.config import WeightsConfig, shared_reference_dir
+from lihq.config import WeightsConfig
 from lihq.errors import FailedPrecondition, InvalidInput, Unavailable, WeightsMissing
 from lihq.weights import fetch as wfetch
-from lihq.weights import loaders, registry, synth
+from lihq.weights import fill, loaders, registry, synth
+from tests.reference import load_manifest, ref_path, require
 
-REF = shared_reference_dir()
-pytestmark = pytest.mark.skipif(
-    not (REF / "fill_weights.py").is_file(), reason="shared/reference not present"
+SYNTH_NAMES = (
+    "wav2lip",
+    "s3fd",
+    "gfpgan-1.3",
+    "gfpgan-1.4",
+    "facexlib",
+    "realesrgan-x2plus",
+    "modnet",
+    "qvi",
 )
-
-SYNTH_NAMES = ("wav2lip", "s3fd", "gfpgan-1.3", "gfpgan-1.4", "facexlib", "modnet", "qvi")
 REQUIRED_NAMES = {
     "fomm",
     "fomm-adv",
@@ -48,11 +54,6 @@ REQUIRED_NAMES = {
     "qvi",
     "tortoise",
 }
-
-
-def _fingerprints(rel: str) -> dict[str, str]:
-    data = json.loads((REF / rel).read_text())
-    return {k: v["sha256"] for k, v in data["fingerprints"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,9 @@ def test_registry_integrity() -> None:
             if f.hash_prefix is not None:
                 assert f.sha256 is None or f.sha256.startswith(f.hash_prefix)
                 assert f.hash_prefix in f.filename
-            for m in f.manifests or ():
-                assert (REF / m).is_file(), m
+            assert f.nets or entry.name in ("tortoise", "bark"), f.filename
+            for ref in f.nets:
+                assert re.fullmatch(r"[\w.]+:\w+", ref), ref
 
 
 def test_s3fd_hash_prefix_recorded() -> None:
@@ -149,13 +151,13 @@ def test_fomm_legacy_pickle_roundtrip(synth_dir: dict[str, object]) -> None:
     assert {"optimizer_generator", "optimizer_discriminator", "optimizer_kp_detector"} <= set(raw)
     cpk = loaders.load_fomm_checkpoint(path)
     assert set(cpk) == {"generator", "kp_detector"}
-    expected = _fingerprints("fill_weights_fingerprints.json")
-    for part in ("generator", "kp_detector"):
-        manifest = f"fomm/manifests/{part}.json"
-        loaders.check_against_manifest(cpk[part], loaders.load_manifest(manifest), what=part)
-        assert synth.state_dict_fingerprint(cpk[part]) == expected[f"{manifest}@seed1"]
+    from services.fomm.checkpoint import load_nets
+
+    kp, gen = load_nets(path)  # the real loader, strict
+    assert torch.equal(kp.down.weight, fill.gaussian_kernel(3, 13))  # AntiAliasInterpolation2d(0.25)
     info = synth.is_synthetic(path)
-    assert info is not None and info["seed"] == 1 and info["fill_weights_md5"]
+    assert info is not None and info["seed"] == 1 and info["rule"] == fill.RULE
+    assert info["sha256"] == synth.file_sha256(path) and info["size"] == path.stat().st_size
     assert synth.weights_id(path) == "synthetic:1"
 
 
@@ -166,41 +168,77 @@ def test_wav2lip_module_prefix_stripped(synth_dir: dict[str, object]) -> None:
     assert all(k.startswith("module.") for k in raw["state_dict"])
     sd = loaders.load_wav2lip_checkpoint(path)
     assert not any(k.startswith("module.") for k in sd)
-    loaders.check_against_manifest(sd, loaders.load_manifest("wav2lip/manifests/wav2lip.json"))
-    expected = _fingerprints("fill_weights_fingerprints.json")["wav2lip/manifests/wav2lip.json@seed1"]
-    assert synth.state_dict_fingerprint(sd) == expected
+    from services.wav2lip.checkpoints import load_wav2lip
+
+    load_wav2lip(path)
+
+
+def test_deterministic_per_seed_and_key(tmp_path: Path) -> None:
+    (a,) = synth.synthesize("s3fd", 5, tmp_path / "a")
+    (b,) = synth.synthesize("s3fd", 5, tmp_path / "b")
+    (c,) = synth.synthesize("s3fd", 6, tmp_path / "c")
+    sa, sb, sc = (loaders.load_state_dict(p) for p in (a, b, c))
+    assert synth.state_dict_fingerprint(sa) == synth.state_dict_fingerprint(sb)
+    assert synth.state_dict_fingerprint(sa) != synth.state_dict_fingerprint(sc)
+    key = "conv1_1.weight"
+    assert torch.equal(sa[key], fill.fill_tensor(key, list(sa[key].shape), 5))  # one key refills alone
+    assert not torch.equal(sa["conv1_2.weight"][:4, :3], sa["conv1_1.weight"][:4, :3])
+
+
+def test_fill_rule_scales() -> None:
+    w = fill.fill_tensor("conv.weight", [256, 128, 3, 3], 1)
+    assert w.dtype == torch.float32 and abs(float(w.std()) * (128 * 9) ** 0.5 - fill.GAIN) < 0.1
+    assert float(w.abs().max()) <= 2.5 * fill.GAIN / (128 * 9) ** 0.5 + 1e-6
+    var = fill.fill_tensor("bn.running_var", [512], 1)
+    assert float(var.min()) > 0 and 0.8 < float(var.mean()) < 1.2
+    jac = fill.fill_tensor("jacobian.bias", [40], 1).view(10, 2, 2)
+    assert float(torch.linalg.det(jac).min()) > 0.8
+    k = fill.gaussian_kernel(3, 13)
+    assert abs(float(k[0].sum()) - 1) < 1e-6 and torch.equal(k[0], k[2]) and k[0, 0, 6, 6] == k[0].max()
+    like = torch.zeros((), dtype=torch.int64)
+    assert fill.fill_like("bn.num_batches_tracked", like, 1).dtype == torch.int64
 
 
 def test_s3fd_plain_state_dict(synth_dir: dict[str, object]) -> None:
-    sd = loaders.load_state_dict(_path(synth_dir["root"], "s3fd"))
-    expected = _fingerprints("fill_weights_fingerprints.json")["s3fd/manifests/s3fd.json@seed1"]
-    assert synth.state_dict_fingerprint(sd) == expected
+    path = _path(synth_dir["root"], "s3fd")
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in raw.values()) and len(raw) == 65
+    from services.wav2lip.checkpoints import load_s3fd
+
+    load_s3fd(path)
 
 
 def test_gfpgan_params_ema(synth_dir: dict[str, object]) -> None:
     path = _path(synth_dir["root"], "gfpgan-1.4")
     sd = loaders.load_state_dict(path, key="params_ema", strip_prefix=None)
-    expected = _fingerprints("gfpgan/manifests/weights_fingerprints.json")
-    assert synth.state_dict_fingerprint(sd) == expected["gfpgan/manifests/GFPGANv1.4_params_ema.json@seed1"]
     assert loaders.load_by_layout("gfpgan_params_ema", path)["model"].keys() == sd.keys()
     v13 = loaders.load_state_dict(_path(synth_dir["root"], "gfpgan-1.3"), key="params_ema")
     assert synth.state_dict_fingerprint(v13) == synth.state_dict_fingerprint(sd)  # same architecture
+    noise = sd["stylegan_decoder.noises.noise0"]
+    assert 0.5 < float(noise.std()) < 2 or noise.numel() < 32  # noise buffers hold unit noise
+    from services.gfpgan.models import load_restorer
+
+    load_restorer(path, torch.device("cpu"))
+
+
+def test_realesrgan_params_ema(synth_dir: dict[str, object]) -> None:
+    path = _path(synth_dir["root"], "realesrgan-x2plus")
+    from services.gfpgan.upsampler import build_rrdbnet
+
+    sd = loaders.load_state_dict(path, key="params_ema")
+    build_rrdbnet().load_state_dict(sd, strict=True)
+    assert synth.is_synthetic(path)["entry"] == "realesrgan-x2plus"
 
 
 def test_modnet_dataparallel_with_tied_backbone(synth_dir: dict[str, object]) -> None:
     path = _path(synth_dir["root"], "modnet")
     sd = loaders.load_state_dict(path, strip_prefix=None)
     assert all(k.startswith("module.") for k in sd)
-    expected = _fingerprints("modnet/manifests/weights_fingerprints.json")
-    assert (
-        synth.state_dict_fingerprint(sd)
-        == expected["modnet/manifests/modnet_photographic_portrait_matting.json@seed1"]
-    )
     alias = "module.lr_branch.backbone.model.features.0.0.weight"
     assert torch.equal(sd[alias], sd["module.backbone.model.features.0.0.weight"])
-    stripped = loaders.load_state_dict(path)
-    manifest = loaders.load_manifest("modnet/manifests/modnet_photographic_portrait_matting.json")
-    loaders.check_against_manifest(stripped, manifest)  # module. stripped on both sides
+    from services.modnet.weights import load_modnet
+
+    load_modnet(path)  # strict, checks the aliases agree
 
 
 def test_qvi_model_and_pwc(synth_dir: dict[str, object]) -> None:
@@ -209,33 +247,53 @@ def test_qvi_model_and_pwc(synth_dir: dict[str, object]) -> None:
     raw = loaders.read_checkpoint(model_pt)  # holds a datetime, allow-listed
     assert isinstance(raw["timestamp"], datetime.datetime)
     sd = loaders.load_state_dict(model_pt, key="model_state_dict", strip_prefix=None)
-    expected = _fingerprints("qvi/manifests/weights_fingerprints.json")
-    assert synth.state_dict_fingerprint(sd) == expected["qvi/manifests/qvi_model_state_dict.json@seed1"]
-    pwc_sd = loaders.load_state_dict(pwc, strip_prefix=None)
-    assert synth.state_dict_fingerprint(pwc_sd) == expected["qvi/manifests/pwc_checkpoint.json@seed1"]
+    assert all(k.startswith("module.") for k in sd)
+    assert not any(k.startswith("module.") for k in loaders.load_state_dict(pwc, strip_prefix=None))
+    from services.qvi.checkpoint import load_pwcnet, load_qvi
+
+    load_qvi(model_pt)
+    load_pwcnet(pwc)
 
 
 def test_facexlib_layouts(synth_dir: dict[str, object]) -> None:
     root = synth_dir["root"]
     det = loaders.load_state_dict(_path(root, "facexlib", 0), strip_prefix=None)
     assert all(k.startswith("module.") for k in det)
-    det_man = loaders.load_manifest("gfpgan/manifests/facexlib_detection_Resnet50_Final.json")
-    loaders.check_against_manifest(loaders.load_state_dict(_path(root, "facexlib", 0)), det_man, strip=None)
-    parse = loaders.load_state_dict(_path(root, "facexlib", 1), strip_prefix=None)
-    loaders.check_against_manifest(
-        parse, loaders.load_manifest("gfpgan/manifests/facexlib_parsing_parsenet.json")
-    )
+    from services.gfpgan.models import load_face_helper
+
+    helper = load_face_helper(root, torch.device("cpu"))  # facexlib's own loaders, strict
+    assert type(helper.face_det).__name__ == "RetinaFace" and type(helper.face_parse).__name__ == "ParseNet"
 
 
-def test_synthesize_without_manifest_is_invalid(tmp_path: Path) -> None:
-    for name in ("realesrgan-x2plus", "tortoise", "bark"):
-        with pytest.raises(InvalidInput, match="service issue"):
+@pytest.mark.parametrize("name", ["fomm", *SYNTH_NAMES])
+def test_keys_and_shapes_equal_the_reference_manifests(name: str) -> None:
+    """Our networks, in the official layout, hold exactly the keys and shapes the reference lists."""
+    for wfile in registry.get_entry(name).files:
+        if not wfile.manifests:
+            continue
+        for shapes, rel in zip(synth.net_shapes(wfile), wfile.manifests, strict=True):
+            want = load_manifest(rel)  # skips, naming the file, without the shared set
+            want = {k.removeprefix("module."): v for k, v in want.items()}
+            assert shapes == want, f"{name} {rel}"
+
+
+def test_vector_fill_reproduces_the_reference_fingerprints(tmp_path: Path) -> None:
+    """`lihq verify`'s path: the set's own fill rule through our layouts gives its fingerprints."""
+    require("fill_weights.py", "fill_weights_fingerprints.json", "s3fd/vectors")
+    from lihq.cli.verify import synthesize_for
+
+    (path,) = synthesize_for("s3fd", 1, tmp_path, ref_path("s3fd", "vectors"))
+    table = json.loads(ref_path("fill_weights_fingerprints.json").read_text())["fingerprints"]
+    sd = loaders.load_state_dict(path)
+    assert synth.state_dict_fingerprint(sd) == table["s3fd/manifests/s3fd.json@seed1"]["sha256"]
+    info = synth.is_synthetic(path)
+    assert info["rule"].startswith("vectors:") and synth.weights_id(path) == f"synthetic:1@{info['rule']}"
+
+
+def test_synthesize_unbuilt_network_is_invalid(tmp_path: Path) -> None:
+    for name in ("tortoise", "bark"):
+        with pytest.raises(InvalidInput, match="does not build its network"):
             synth.synthesize(name, 1, tmp_path)
-
-
-def test_synthesize_without_reference_dir(tmp_path: Path) -> None:
-    with pytest.raises(FailedPrecondition, match="fill_weights.py"):
-        synth.synthesize("s3fd", 1, tmp_path, ref_dir=tmp_path / "no-such-dir")
 
 
 def test_sidecar_ignored_when_file_replaced(tmp_path: Path) -> None:
@@ -295,9 +353,10 @@ def test_wrong_model_file(synth_dir: dict[str, object]) -> None:
     assert "FOMM" in str(err.value) and "GFPGAN" in str(err.value)
     with pytest.raises(loaders.WrongCheckpoint, match="Wav2Lip"):
         loaders.load_wav2lip_checkpoint(_path(synth_dir["root"], "qvi"))
-    s3fd_sd = loaders.load_state_dict(_path(synth_dir["root"], "s3fd"))
+    from services.wav2lip.checkpoints import load_s3fd
+
     with pytest.raises(loaders.WrongCheckpoint, match="missing keys.*unexpected keys"):
-        loaders.check_against_manifest(s3fd_sd, loaders.load_manifest("wav2lip/manifests/wav2lip.json"))
+        load_s3fd(_path(synth_dir["root"], "qvi", 1))
 
 
 def test_shape_mismatch_listed() -> None:

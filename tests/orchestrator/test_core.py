@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,7 @@ from lihq.storage import FileStore
 from orchestrator.core import Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy, TaskResult
 from orchestrator.spec import RenderSpec
-from orchestrator.state import CANCELLED, FAILED, RUNNING, SUCCEEDED, RenderStore
+from orchestrator.state import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RenderStore
 
 SPEC = RenderSpec(face_key="inputs/f.png", audio_key="inputs/a.wav", segment_frames=10)
 FAST = RetryPolicy(attempts=2, base_s=0.001)
@@ -65,25 +66,45 @@ def test_render_runs_to_success_and_persists(tmp_path):
     assert RenderStore(orch.renders.store).load(done.render_id).state == SUCCEEDED  # in the store
 
 
-def test_bad_input_fails_at_creation_and_leaves_nothing(tmp_path):
+def test_a_bad_face_fails_the_render_at_its_first_task_with_invalid_argument(tmp_path):
+    """Face detection is no longer part of CreateRender (it answers at once): it is the render's first
+    task, and a face it cannot find fails the render with INVALID_ARGUMENT, the message and the stage."""
+
     async def go():
-        orch = make(tmp_path, FakeStages(no_face=True))
-        with pytest.raises(InvalidInput, match="no face"):
-            await orch.create([SPEC])
+        stages = FakeStages(no_face=True)
+        orch = make(tmp_path, stages)
+        [rec] = await orch.create([SPEC])
+        assert rec.state == QUEUED and not stages.calls  # nothing ran before CreateRender answered
+        return await orch.wait(rec.render_id), stages
+
+    rec, stages = asyncio.run(go())
+    assert (rec.state, rec.error_code, rec.error_stage) == (FAILED, "INVALID_ARGUMENT", "face")
+    assert "no face found" in rec.error
+    assert set(stages.calls) == {"face"}  # nothing else ran
+
+
+def test_bad_spec_is_rejected_at_creation_and_leaves_nothing(tmp_path):
+    async def go():
+        orch = make(tmp_path, FakeStages())
+        with pytest.raises(InvalidInput, match="render 2 of 2"):
+            await orch.create([SPEC, replace(SPEC, passes=3)])
         return orch
 
     orch = asyncio.run(go())
-    assert orch.list() == []
+    assert orch.list() == [] and not list(orch.renders.store.list(""))
 
 
-def test_reference_video_too_short_is_rejected_at_creation(tmp_path):
+def test_reference_video_too_short_fails_the_render_naming_the_reference(tmp_path):
     spec = RenderSpec(face_key="f", audio_key="a", reference_video_key="r", reference_offset_s=8.0)
 
     async def go():
-        await make(tmp_path, FakeStages(duration=3.0, ref_duration=10.0)).create([spec])
+        orch = make(tmp_path, FakeStages(duration=3.0, ref_duration=10.0))
+        [rec] = await orch.create([spec])
+        return await orch.wait(rec.render_id)
 
-    with pytest.raises(InvalidInput, match="reference video lasts 10.00 s"):
-        asyncio.run(go())
+    rec = asyncio.run(go())
+    assert (rec.state, rec.error_code) == (FAILED, "INVALID_ARGUMENT") and rec.error_stage
+    assert "reference video lasts 10.00 s" in rec.error
 
 
 def test_idempotent_create_returns_the_same_renders(tmp_path):
@@ -148,7 +169,7 @@ def test_restarted_orchestrator_resumes_without_recomputing(tmp_path):
         return rec.render_id  # the loop ends here: the orchestrator "dies" mid-render
 
     rid = asyncio.run(first())
-    saved = RenderStore(FileStore(tmp_path / "store", "lihq")).load(rid)
+    saved = RenderStore(FileStore(tmp_path / "store", "lihq")).load(rid, results=True)
     assert saved.state == RUNNING and "gfpgan2/1" in saved.results
     fresh = FakeStages()
 

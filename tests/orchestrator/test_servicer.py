@@ -18,12 +18,19 @@ from tests.plaingrpc import plain_server
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory):
     store = FileStore(tmp_path_factory.mktemp("rs") / "store", "lihq")
+    put_inputs(store)
     orch = Orchestrator(
         store, FakeStages(), Limits(default_concurrency=4), RetryPolicy(attempts=2, base_s=0.001)
     )
     svc = RenderServicer(orch)
     with plain_server(svc, [render_pb2.DESCRIPTOR.services_by_name["RenderService"]]) as ch:
         yield render_pb2_grpc.RenderServiceStub(ch)
+
+
+def put_inputs(store) -> None:
+    """The keys `spec` names exist (CreateRender checks that); the fake stages never read them."""
+    for key in ("inputs/f.png", "inputs/a.wav"):
+        store.put_bytes(key, b"stand-in")
 
 
 def spec(**kw) -> render_pb2.RenderSpec:
@@ -68,6 +75,7 @@ def test_bad_requests_are_invalid_argument(stub):
 
 def test_a_failed_render_carries_its_stage_and_error_code(tmp_path):
     store = FileStore(tmp_path / "store", "lihq")
+    put_inputs(store)
     orch = Orchestrator(
         store,
         FakeStages(fail_on="wav2lip/0"),

@@ -54,6 +54,8 @@ def test_a_chunked_file_is_stored_once_under_its_digest(upload_service, tmp_path
         ([Req(filename="a.png")], "is empty"),
         ([Req(filename="a.png", data=b"abc"), Req(sha256="0" * 64)], "does not match"),
         ([Req(filename="face.pn-g", data=b"abc")], "extension"),
+        ([Req(filename="a.png", data=b"abc")], "did not announce the file's sha256"),  # cut off: no digest
+        ([Req(filename="x" * 300 + ".png", data=b"abc")], "longer than 255"),
         ([Req(filename="big.bin", data=b"x" * 600)], "over the server's limit"),
     ],
 )
@@ -63,6 +65,8 @@ def test_bad_streams_are_invalid_argument_and_store_nothing(upload_service, monk
     before = inputs(store)
     with pytest.raises(grpc.RpcError) as ei:
         stub.UploadInput(iter(messages), timeout=30)
-    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    quota = needle.startswith("over")  # a quota: RESOURCE_EXHAUSTED; everything else is the caller's input
+    want = grpc.StatusCode.RESOURCE_EXHAUSTED if quota else grpc.StatusCode.INVALID_ARGUMENT
+    assert ei.value.code() == want
     assert needle in ei.value.details()
     assert inputs(store) == before

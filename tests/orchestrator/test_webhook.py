@@ -21,7 +21,8 @@ from orchestrator.webhook import WebhookConfig, deliver, validate_webhook_url, v
 from tests.orchestrator.test_core import SPEC, FakeStages, make
 
 SECRET = "s3cret"
-CFG = WebhookConfig(secret=SECRET, timeout_s=5, max_attempts=5, backoff_s=0.0)
+LOCAL = ("127.0.0.1",)  # the test receiver is on loopback, which webhooks reach only when allowed by name
+CFG = WebhookConfig(secret=SECRET, timeout_s=5, max_attempts=5, backoff_s=0.0, allow_hosts=LOCAL)
 
 
 @dataclass
@@ -138,7 +139,7 @@ def test_5xx_is_retried_with_backoff_and_one_delivery_id(receiver):
         slept.append(s)
 
     rec = RenderRecord("r1", SPEC, state=SUCCEEDED, webhook_url=receiver.url)
-    cfg = WebhookConfig(secret=SECRET, backoff_s=1.0)
+    cfg = WebhookConfig(secret=SECRET, backoff_s=1.0, allow_hosts=LOCAL)
     res = asyncio.run(deliver(rec, cfg, sleep=no_sleep))
     assert res.delivered and res.attempts == 3 and res.status == 200 and len(receiver.hits) == 3
     assert slept == [1.0, 2.0]  # doubling
@@ -159,7 +160,9 @@ def test_429_honours_retry_after_capped(receiver):
         slept.append(s)
 
     rec = RenderRecord("r1", SPEC, state=SUCCEEDED, webhook_url=receiver.url)
-    res = asyncio.run(deliver(rec, WebhookConfig(secret=SECRET, backoff_s=1.0), sleep=no_sleep))
+    res = asyncio.run(
+        deliver(rec, WebhookConfig(secret=SECRET, backoff_s=1.0, allow_hosts=LOCAL), sleep=no_sleep)
+    )
     assert res.delivered and res.attempts == 4 and slept == [7.0, 30.0, 4.0]
 
 
@@ -172,7 +175,7 @@ def test_4xx_is_not_retried_and_recorded_as_not_delivered(tmp_path, receiver):
 
 
 def test_unreachable_receiver_gives_up_and_the_render_still_succeeds(tmp_path):
-    cfg = WebhookConfig(secret=SECRET, timeout_s=2, max_attempts=3, backoff_s=0.0)
+    cfg = WebhookConfig(secret=SECRET, timeout_s=2, max_attempts=3, backoff_s=0.0, allow_hosts=LOCAL)
     rec = render(tmp_path, f"http://127.0.0.1:{free_port()}/hook", cfg=cfg)
     assert rec.state == SUCCEEDED and rec.output_key == "renders/x/output.mp4"
     assert rec.webhook["delivered"] is False and rec.webhook["attempts"] == 3
@@ -238,7 +241,7 @@ def test_without_a_secret_posts_unsigned_and_warns_once(tmp_path, receiver):
     logger.addHandler(handler)
 
     async def go() -> None:
-        orch = make(tmp_path, FakeStages(), webhooks=WebhookConfig(backoff_s=0.0))
+        orch = make(tmp_path, FakeStages(), webhooks=WebhookConfig(backoff_s=0.0, allow_hosts=LOCAL))
         for rec in await orch.create([SPEC, SPEC], webhook_url=receiver.url):
             await orch.wait(rec.render_id)
         await orch.aclose()
@@ -275,3 +278,48 @@ def test_records_written_before_webhooks_still_load(tmp_path):
     del old["webhook"]
     store.store.put_bytes(store.key("0123456789abcdef"), json.dumps(old).encode(), "application/json")
     assert store.load("0123456789abcdef").webhook == {}
+
+
+# -- SSRF: webhooks never reach internal addresses unless named in LIHQ_WEBHOOK_ALLOW_HOSTS ---------
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://127.0.0.1:9000/", "loopback"),
+        ("http://[::1]/x", "loopback"),
+        ("http://10.0.0.1/", "private"),
+        ("http://192.168.1.5/", "private"),
+        ("http://172.16.0.9/", "private"),
+        ("http://224.0.0.1/", "multicast"),
+        ("http://0.0.0.0/", "unspecified"),
+        ("http://[::ffff:127.0.0.1]/", "loopback"),
+        ("http://[fe80::1]/", "link-local"),
+    ],
+)
+def test_internal_webhook_addresses_are_refused_at_create(url, why):
+    with pytest.raises(InvalidInput, match=why):
+        validate_webhook_url(url)
+
+
+def test_a_name_resolving_to_an_internal_address_is_refused_unless_allowed():
+    def resolver(host, port):
+        return {"hooks.internal": ["10.1.2.3"], "hooks.public": ["93.184.216.34"]}[host]
+
+    with pytest.raises(InvalidInput, match="resolves to 10.1.2.3, a private address"):
+        validate_webhook_url("https://hooks.internal/x", (), resolver)
+    assert validate_webhook_url("https://hooks.public/x", (), resolver)
+    assert validate_webhook_url("https://hooks.internal/x", ("hooks.internal", "hooks.public"), resolver)
+
+    def broken(host, port):
+        raise OSError("no such host")
+
+    # a name that does not resolve yet is accepted at creation and checked again at delivery
+    assert validate_webhook_url("https://nowhere.invalid/x", (), broken)
+
+
+def test_delivery_checks_the_address_again_and_refuses_without_connecting(tmp_path, receiver):
+    """A record whose URL became internal (or was stored before the check) is refused at delivery."""
+    rec = RenderRecord("r1", SPEC, state=SUCCEEDED, webhook_url=receiver.url)
+    res = asyncio.run(deliver(rec, WebhookConfig(secret=SECRET, backoff_s=0.0)))
+    assert not res.delivered and res.attempts == 0 and "loopback" in res.error
+    assert receiver.hits == []

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lihq.config import shared_reference_dir
 from lihq.weights import synthesize
 from services.fomm.checkpoint import build_nets
 from services.fomm.nets import FommConfig, tiny
+from tests.reference import ref_path, require, synthesize_reference
 
-VECTORS = shared_reference_dir() / "fomm" / "vectors"
+VECTORS = ref_path("fomm", "vectors")
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +30,15 @@ def vox_path(fomm_weights_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vox_ref_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """vox-cpk filled by the vector set's own rule (seed 1), for comparisons with its outputs."""
+    return synthesize_reference("fomm", 1, tmp_path_factory.mktemp("fomm-ref-weights"), "fomm/vectors")[0]
+
+
+@pytest.fixture(scope="session")
 def vectors() -> dict[str, np.ndarray]:
     """The public vector inputs: source_u8 (256,256,3), driving_u8 (4,256,256,3)."""
+    require("fomm/vectors/inputs.npz")
     with np.load(VECTORS / "inputs.npz") as z:
         return {k: z[k] for k in z.files}
 

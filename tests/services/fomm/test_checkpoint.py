@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from lihq.config import shared_reference_dir
 from lihq.errors import WeightsMissing
+from lihq.weights.fill import fill_state_dict
 from lihq.weights.loaders import CorruptCheckpoint, WrongCheckpoint
-from lihq.weights.synth import fill_official, load_fill_weights
-from services.fomm.checkpoint import load_nets
+from services.fomm.checkpoint import build_generator, load_nets
 from services.fomm.runner import FommRunner, FommRunnerConfig
 
 
@@ -24,9 +22,7 @@ def _official(path: Path) -> dict:
 def test_synthetic_official_file_is_a_legacy_pickle_and_loads_exactly(vox_path):
     assert not zipfile.is_zipfile(vox_path)  # the 2019 release format
     kp, gen = load_nets(vox_path)
-    fill = load_fill_weights()
-    man = json.loads((shared_reference_dir() / "fomm/manifests/generator.json").read_text())
-    want = fill_official(man, 1, fill)
+    want = fill_state_dict(build_generator().state_dict(), 1)  # LIHQ's rule over the module's keys
     got = gen.state_dict()
     assert set(got) == set(want)
     for k in ("final.weight", "dense_motion_network.down.weight", "bottleneck.r5.norm2.running_var"):

@@ -23,8 +23,8 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
 
 
-def test_cuda_fp32_matches_the_vectors(no_tf32, vox_path, vectors):
-    runner = FommRunner(FommRunnerConfig(device="cuda", batch_size=4), paths={"vox": vox_path})
+def test_cuda_fp32_matches_the_vectors(no_tf32, vox_ref_path, vectors):
+    runner = FommRunner(FommRunnerConfig(device="cuda", batch_size=4), paths={"vox": vox_ref_path})
     src, drv = vectors["source_u8"], vectors["driving_u8"]
     g = runner.prepare(src, drv)
     pred = runner.animate_float(src, drv, g)

@@ -13,6 +13,7 @@ from services.fomm import motion
 from services.fomm.motion import Mode, MotionGlobals
 from services.fomm.nets import Keypoints
 from services.fomm.runner import aligned_blocks
+from tests.reference import needs
 from tests.services.fomm.conftest import VECTORS
 
 
@@ -76,6 +77,7 @@ def test_hull_area_is_scipys_volume():
     assert motion.hull_area(sq) == pytest.approx(1.0)
 
 
+@needs("fomm/vectors/inputs.npz")
 def test_model_input_at_256_is_demo_resize_bitwise():
     with np.load(VECTORS / "inputs.npz") as z:
         frame = z["source_u8"]
@@ -87,6 +89,7 @@ def test_model_input_at_256_is_demo_resize_bitwise():
     assert np.array_equal(got, (every_value.astype(np.float64) / 255.0).astype(np.float32))
 
 
+@needs("fomm/vectors/resize.npz")
 def test_other_sizes_resize_as_demo():
     with np.load(VECTORS / "resize.npz") as z:
         src, want = z["input_u8"], z["output_f64"]

@@ -8,8 +8,8 @@ and upstream's GFPGANer call `detect_faces`, so everything after detection is co
 
 Why tiny nets: GFPGANv1Clean (396 GFLOP) and ParseNet (469 GFLOP) at 512² take seconds per face on
 2 CPU cores. The pipeline logic (align, batch, noise, parse, paste) does not depend on their width,
-so most tests use narrow versions of the same upstream classes, filled by fill_weights' rules from
-their own state-dict shapes. The official-shape nets are exercised by verify and the servicer test.
+so most tests use narrow versions of the same upstream classes, filled by LIHQ's synthetic-weights
+rule (lihq.weights.fill) from their own state-dict shapes. The official-shape nets are exercised by verify and the servicer test.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from lihq.weights.synth import load_fill_weights
+from lihq.weights import fill
 from services.gfpgan.compat import upstream
 from services.gfpgan.models import FaceModels, build_restorer
 
@@ -100,11 +100,8 @@ class InjectedDetector:
 
 
 def fill_module(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Fill every state-dict entry with fill_weights' rules (keys and shapes from the module)."""
-    fill = load_fill_weights()
-    sd = {k: fill.fill_tensor(k, list(v.shape), seed) for k, v in net.state_dict().items()}
-    net.load_state_dict(sd, strict=True)
-    return net.eval()
+    """Fill every state-dict entry with LIHQ's rule (keys, shapes and dtypes from the module)."""
+    return fill.fill_module(net, seed).eval()
 
 
 @functools.cache

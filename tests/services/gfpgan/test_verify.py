@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from lihq.cli.verify import run_verify
-from lihq.config import shared_reference_dir
 from lihq.errors import InvalidInput
 from services.gfpgan.verify import parse_cases
+from tests.reference import needs, ref_path
 
-VECTORS = shared_reference_dir() / "gfpgan" / "vectors"
+VECTORS = ref_path("gfpgan", "vectors")
 
 
-@pytest.mark.skipif(not (VECTORS / "vectors.json").is_file(), reason="shared reference vectors not present")
+@needs("gfpgan/vectors/vectors.json", "fill_weights.py")
 def test_public_vectors_pass():
     rows = run_verify("gfpgan", VECTORS, 1)
     outputs = {r.output for r in rows}

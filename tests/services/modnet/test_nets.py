@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from lihq.config import shared_reference_dir
 from lihq.errors import WeightsMissing
 from lihq.weights.loaders import WrongCheckpoint, load_state_dict
 from services.modnet.nets import MODNet
 from services.modnet.weights import build_modnet, checkpoint_filter, load_modnet
+from tests.reference import load_manifest, needs
 
-MANIFEST = shared_reference_dir() / "modnet" / "manifests" / "modnet_photographic_portrait_matting.json"
+MANIFEST = "modnet/manifests/modnet_photographic_portrait_matting.json"
 
 
+@needs(MANIFEST)
 def test_state_dict_is_the_official_layout_without_module_prefix():
-    manifest = json.loads(MANIFEST.read_text())
+    manifest = load_manifest(MANIFEST)
     ours = MODNet().state_dict()
     want = [k.removeprefix("module.") for k in manifest]
     assert list(ours) == want  # same keys, same order (backbone listed twice)

@@ -204,7 +204,8 @@ def test_export_alpha_writes_one_video_with_alpha(plain):
             frames=[f0, f1],
             mattes=[m0, m1],
             format=matting_pb2.ALPHA_FORMAT_PRORES_4444,
-            output_key="renders/x/speaker.mov",
+            output_key="renders/x/speaker.mov",  # only under the calling render's own prefix
+            ctx=common_pb2.CallContext(render_id="x"),
         )
     )
     assert (

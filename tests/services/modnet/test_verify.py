@@ -15,14 +15,19 @@ import pytest
 import torch
 
 from lihq.cli.verify import run_verify
-from lihq.config import shared_reference_dir
 from lihq.weights import synthesize
+from lihq.weights.loaders import load_state_dict
+from lihq.weights.synth import state_dict_fingerprint
 from services.modnet import verify
 from services.modnet.runner import ModnetConfig, ModnetRunner, network_size
+from tests.reference import needs, ref_path
 
-PUBLIC = shared_reference_dir() / "modnet" / "vectors"
+PUBLIC = ref_path("modnet", "vectors")
+# a set made here with LIHQ's own fill rule ships it, as every vector set ships its fill_weights.py
+LIHQ_FILL = "from lihq.weights.fill import fill_tensor  # noqa: F401\n"
 
 
+@needs("modnet/vectors/vectors.json", "fill_weights.py")
 def test_public_vectors_pass(tmp_path):
     rows = verify.run(PUBLIC, 1, tmp_path)
     outputs = {r.output.split(" ")[0] for r in rows}
@@ -58,6 +63,11 @@ def _make_set(d: Path, seed: int) -> Path:
         rh, rw = network_size(h, w, ref)
         index["_meta"][prefix] = {"im_h": h, "im_w": w, "im_rh": rh, "im_rw": rw, "ref_size": ref}
     (d / "vectors.json").write_text(json.dumps(index))
+    (d / "fill_weights.py").write_text(LIHQ_FILL)
+    fp = state_dict_fingerprint(load_state_dict(ckpt, strip_prefix=None))
+    (d / "manifests").mkdir()
+    table = {"fingerprints": {f"{verify.MANIFEST}@seed{seed}": {"sha256": fp}}}
+    (d / "manifests" / "weights_fingerprints.json").write_text(json.dumps(table))
     return d
 
 
@@ -80,6 +90,7 @@ def _subset(src: Path, dest: Path, names: list[str], extra: dict | None = None) 
         (dest / name).symlink_to(src / name)
     kept = {k: v for k, v in index.items() if k in names}
     (dest / "vectors.json").write_text(json.dumps({**kept, **(extra or {})}))
+    (dest / "fill_weights.py").write_text(LIHQ_FILL)
     return dest
 
 

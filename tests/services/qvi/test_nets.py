@@ -9,13 +9,13 @@ import math
 import pytest
 import torch
 
-from lihq.config import shared_reference_dir
 from services.qvi.checkpoint import load_pwcnet, load_qvi
 from services.qvi.nets import QVI, Flows, PWCNet, backwarp, correlation, forward_splat, reverse_flow
 from services.qvi.nets.qvi import as_time, quadratic_flows
 from services.qvi.runner import needed_flows
+from tests.reference import needs, ref_path
 
-MANIFESTS = shared_reference_dir() / "qvi" / "manifests"
+MANIFESTS = ref_path("qvi", "manifests")
 
 
 def _shapes(name: str, strip: str = "") -> dict[str, list[int]]:
@@ -23,6 +23,7 @@ def _shapes(name: str, strip: str = "") -> dict[str, list[int]]:
     return {k[len(strip) :] if k.startswith(strip) else k: v for k, v in data.items()}
 
 
+@needs("qvi/manifests/qvi_model_state_dict.json", "qvi/manifests/pwc_checkpoint.json")
 def test_state_dict_keys_equal_the_official_layouts():
     ours = {k: list(v.shape) for k, v in QVI().state_dict().items()}
     assert ours == _shapes("qvi_model_state_dict.json", "module.")

@@ -9,10 +9,11 @@ import shutil
 import pytest
 
 from lihq.cli.verify import run_verify
-from lihq.config import shared_reference_dir
 from services.qvi import verify
+from tests.reference import needs, ref_path
 
-VECTORS = shared_reference_dir() / "qvi" / "vectors"
+VECTORS = ref_path("qvi", "vectors")
+pytestmark = needs("qvi/vectors/vectors.json", "fill_weights.py")
 
 
 def test_public_vectors_pass():
@@ -43,6 +44,7 @@ def test_set_is_driven_by_its_index_and_wrong_weights_miss(tmp_path):
     for name in keep:
         shutil.copy(VECTORS / name, tmp_path / name)
     (tmp_path / "vectors.json").write_text(json.dumps(subset))
+    shutil.copy(ref_path("fill_weights.py"), tmp_path / "fill_weights.py")  # a set ships its fill rule
     rows = verify.run(tmp_path, 7, tmp_path / "work")
     by = {(r.case, r.output): r for r in rows}
     assert set(by) == {("correlation", "out"), ("t=0.75", "out"), ("t=0.75", "out (mean)")}

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from lihq.config import shared_reference_dir
 from lihq.weights import synthesize
+from tests.reference import needs, ref_path
 
-REF = shared_reference_dir()
-W2L_VECTORS = REF / "wav2lip" / "vectors"
-S3FD_VECTORS = REF / "s3fd" / "vectors"
-needs_reference = pytest.mark.skipif(
-    not (REF / "fill_weights.py").is_file() or not W2L_VECTORS.is_dir(), reason="shared/reference not present"
-)
+W2L_VECTORS = ref_path("wav2lip", "vectors")
+S3FD_VECTORS = ref_path("s3fd", "vectors")
+# for tests that read the shared Wav2Lip vectors (the weights themselves need nothing outside the repo)
+needs_reference = needs("wav2lip/vectors")
+# for `lihq verify wav2lip / s3fd`: both sets and the fill rule they ship
+needs_verify_sets = needs("wav2lip/vectors", "s3fd/vectors", "fill_weights.py")
 
 
 @pytest.fixture(scope="session")

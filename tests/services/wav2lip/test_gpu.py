@@ -13,15 +13,15 @@ from services.wav2lip.audio import mel_chunk_starts
 from services.wav2lip.objects import MelObject
 from services.wav2lip.runner import Wav2LipRunner, Wav2LipRunnerConfig
 from services.wav2lip.track import fixed_track
-from tests.services.wav2lip.conftest import S3FD_VECTORS, W2L_VECTORS, needs_reference
+from tests.services.wav2lip.conftest import S3FD_VECTORS, W2L_VECTORS, needs_verify_sets
 
 pytestmark = [
     pytest.mark.gpu,
-    needs_reference,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
 
 
+@needs_verify_sets
 @pytest.mark.parametrize("model, vectors", [("wav2lip", W2L_VECTORS), ("s3fd", S3FD_VECTORS)])
 def test_public_vectors_on_cuda(model: str, vectors: Path) -> None:
     rows = run_verify(model, vectors, 1)  # the verifiers use device "auto": CUDA here

@@ -8,23 +8,23 @@ import pytest
 import torch
 
 from lihq.errors import WeightsMissing
-from lihq.weights.loaders import CorruptCheckpoint, WrongCheckpoint, load_manifest, load_state_dict
+from lihq.weights.loaders import CorruptCheckpoint, WrongCheckpoint, load_state_dict
 from services.wav2lip.checkpoints import load_s3fd, load_wav2lip
 from services.wav2lip.nets.s3fd import S3FD
 from services.wav2lip.nets.wav2lip import Wav2Lip
-from tests.services.wav2lip.conftest import needs_reference
-
-pytestmark = needs_reference
+from tests.reference import load_manifest, needs
 
 
 def _shapes(module: torch.nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in module.state_dict().items()}
 
 
+@needs("wav2lip/manifests/wav2lip.json")
 def test_wav2lip_keys_and_shapes_equal_the_manifest() -> None:
     assert _shapes(Wav2Lip()) == load_manifest("wav2lip/manifests/wav2lip.json")
 
 
+@needs("s3fd/manifests/s3fd.json")
 def test_s3fd_keys_and_shapes_equal_the_manifest() -> None:
     assert _shapes(S3FD()) == load_manifest("s3fd/manifests/s3fd.json")
 

@@ -12,9 +12,6 @@ from services.wav2lip.audio import mel_chunk_starts
 from services.wav2lip.objects import MelObject
 from services.wav2lip.runner import Wav2LipRunner, Wav2LipRunnerConfig
 from services.wav2lip.track import fixed_track
-from tests.services.wav2lip.conftest import needs_reference
-
-pytestmark = needs_reference
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from lihq.cli.verify import run_verify
-from tests.services.wav2lip.conftest import S3FD_VECTORS, W2L_VECTORS, needs_reference
+from tests.reference import ref_path
+from tests.services.wav2lip.conftest import S3FD_VECTORS, W2L_VECTORS, needs_verify_sets
 
-pytestmark = needs_reference
+pytestmark = needs_verify_sets
 
 
 def test_wav2lip_public_vectors_pass() -> None:
@@ -29,6 +30,7 @@ def test_s3fd_public_vectors_pass() -> None:
 def test_s3fd_verify_catches_a_wrong_detection(tmp_path: Path) -> None:
     vectors = tmp_path / "vectors"
     shutil.copytree(S3FD_VECTORS, vectors)
+    shutil.copy(ref_path("fill_weights.py"), tmp_path / "fill_weights.py")  # the set's fill rule, beside it
     data = dict(np.load(vectors / "s3fd_vectors.npz"))
     data["detections_x1y1x2y2"] = data["detections_x1y1x2y2"] + 1
     np.savez(vectors / "s3fd_vectors.npz", **data)

@@ -1,0 +1,3 @@
+"""bench/noray: not Ray. See bench/noray/__init__.py."""
+
+NORAY = True

@@ -1,0 +1,360 @@
+"""The control plane at scale (issue #13): O(1) store writes per task, none on the event loop; paged,
+state-filtered listing through the store index with validated page tokens; a restart that reads only
+unfinished renders; bounded creation (per-request limit, FIFO queue with positions, RESOURCE_EXHAUSTED);
+a Serve proxy's "application not found" retried as transient."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+import pytest
+
+from lihq.auth import Authenticator
+from lihq.errors import InvalidInput, ResourceExhausted, Unavailable
+from lihq.grpc.errors import AppDeploying, error_from_rpc
+from lihq.storage import FileStore
+from lihq.v1 import render_pb2, render_pb2_grpc
+from orchestrator.core import Admission, Orchestrator
+from orchestrator.scheduler import Limits, RetryPolicy
+from orchestrator.servicer import RenderServicer
+from orchestrator.spec import RenderSpec
+from orchestrator.state import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RenderStore
+from tests.orchestrator.test_core import FakeStages
+from tests.plaingrpc import plain_server
+
+SPEC = RenderSpec(face_key="inputs/f.png", audio_key="inputs/a.wav", segment_frames=10)
+FAST = RetryPolicy(attempts=2, base_s=0.001)
+
+
+class CountingStore(FileStore):
+    """A FileStore that records every write and read (key, thread name)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.puts: list[tuple[str, str]] = []
+        self.gets: list[str] = []
+
+    def put_bytes(self, key, data, content_type=None):
+        self.puts.append((key, threading.current_thread().name))
+        return super().put_bytes(key, data, content_type)
+
+    def get_bytes(self, key):
+        self.gets.append(key)
+        return super().get_bytes(key)
+
+
+def make(tmp_path, stages, **adm):
+    store = CountingStore(tmp_path / "store", "lihq")
+    orch = Orchestrator(store, stages, Limits(default_concurrency=4), FAST, admission=Admission(**adm))
+    return orch, store
+
+
+def test_a_long_render_writes_its_record_a_bounded_number_of_times_and_never_on_the_loop(tmp_path):
+    async def go():
+        orch, store = make(tmp_path, FakeStages(duration=60.0), progress_interval_s=3600)
+        [rec] = await orch.create([SPEC])
+        done = await orch.wait(rec.render_id)
+        return done, store
+
+    done, store = asyncio.run(go())
+    tasks = sum(t for _, t in done.progress.values())
+    assert done.state == SUCCEEDED and tasks > 300
+    record_writes = [k for k, _ in store.puts if k.endswith("/render.json")]
+    assert len(record_writes) <= 4  # created, RUNNING, SUCCEEDED (+ at most one progress write)
+    log = [k for k, _ in store.puts if "/tasks/" in k]
+    assert 1 <= len(log) <= tasks  # the task log: grouped appends, never a rewrite
+    assert len(set(log)) == len(log)
+    assert {t for _, t in store.puts} and "MainThread" not in {t for _, t in store.puts}
+    saved = RenderStore(store).load(done.render_id, results=True)
+    assert set(saved.results) >= {"encode", "speech", "face"} and len(saved.results) == tasks
+
+
+def test_a_failed_write_of_progress_is_not_lost_and_the_final_record_wins(tmp_path):
+    """Progress rewrites (throttled) and the final state go through one writer: the last write is the
+    terminal record, whatever the interleaving."""
+
+    async def go():
+        orch, store = make(tmp_path, FakeStages(duration=20.0), progress_interval_s=0.0)
+        recs = await orch.create([SPEC, SPEC, SPEC])
+        return [await orch.wait(r.render_id) for r in recs], store
+
+    recs, store = asyncio.run(go())
+    for rec in recs:
+        assert RenderStore(store).load(rec.render_id).state == SUCCEEDED
+        assert RenderStore(store).ids(SUCCEEDED).count(rec.render_id) == 1
+    assert RenderStore(store).ids(RUNNING) == [] and RenderStore(store).ids(QUEUED) == []
+
+
+@pytest.fixture(scope="module")
+def listing(tmp_path_factory):
+    """25 finished renders and 3 that fail, served by a plain gRPC RenderService (auth off)."""
+    store = CountingStore(tmp_path_factory.mktemp("listing") / "store", "lihq")
+
+    class FailSome(FakeStages):
+        async def run(self, task, deps):
+            if task.id == "face" and task.params.get("key") == "inputs/bad.png":
+                raise InvalidInput("no face found in the image")
+            return await super().run(task, deps)
+
+    stages = FailSome()
+    orch = Orchestrator(store, stages, Limits(default_concurrency=8), FAST)
+    bad = RenderSpec(face_key="inputs/bad.png", audio_key="inputs/a.wav", segment_frames=10)
+
+    async def fill():
+        ids = []
+        for i in range(28):
+            [r] = await orch.create([bad if i % 10 == 5 else SPEC])
+            ids.append(r.render_id)
+        for rid in ids:
+            await orch.wait(rid)
+        return ids
+
+    ids = asyncio.run(fill())
+    svc = RenderServicer(Orchestrator(store, stages, Limits(), FAST), auth=Authenticator(enabled=False))
+    with plain_server(svc, [render_pb2.DESCRIPTOR.services_by_name["RenderService"]]) as ch:
+        yield render_pb2_grpc.RenderServiceStub(ch), ids, store
+
+
+def test_list_renders_pages_in_creation_order_with_opaque_tokens(listing):
+    stub, ids, store = listing
+    seen, token, pages = [], "", 0
+    while True:
+        r = stub.ListRenders(render_pb2.ListRendersRequest(page_size=10, page_token=token), timeout=30)
+        seen += [x.render_id for x in r.renders]
+        pages += 1
+        token = r.next_page_token
+        if not token:
+            break
+        assert not token.isdigit()  # opaque, not an offset
+    assert seen == ids and pages == 3  # every render once, oldest first; no empty last page
+
+
+def test_list_renders_filters_by_state_reading_only_the_records_it_returns(listing):
+    stub, ids, store = listing
+    store.gets.clear()
+    r = stub.ListRenders(
+        render_pb2.ListRendersRequest(state=render_pb2.RENDER_STATE_FAILED, page_size=2), timeout=30
+    )
+    assert [x.state for x in r.renders] == [render_pb2.RENDER_STATE_FAILED] * 2
+    assert [x.render_id for x in r.renders] == [ids[5], ids[15]] and r.next_page_token
+    assert len([k for k in store.gets if k.endswith("/render.json")]) == 2  # not 28
+    last = stub.ListRenders(
+        render_pb2.ListRendersRequest(
+            state=render_pb2.RENDER_STATE_FAILED, page_size=2, page_token=r.next_page_token
+        ),
+        timeout=30,
+    )
+    assert [x.render_id for x in last.renders] == [ids[25]] and not last.next_page_token
+    assert last.renders[0].error_stage == "face" and last.renders[0].error_code == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "req, needle",
+    [
+        (render_pb2.ListRendersRequest(page_size=-1), "page_size"),
+        (render_pb2.ListRendersRequest(page_token="12"), "page_token"),
+        (render_pb2.ListRendersRequest(page_token="not a token!"), "page_token"),
+        (render_pb2.ListRendersRequest(page_token="eyJ2IjoxLCJzIjoiIiwiYSI6Ii4uLyJ9"), "page_token"),
+    ],
+)
+def test_bad_page_requests_are_invalid_argument(listing, req, needle):
+    stub, _, _ = listing
+    with pytest.raises(grpc.RpcError) as ei:
+        stub.ListRenders(req, timeout=30)
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in ei.value.details()
+
+
+def test_a_page_token_is_only_good_for_the_filter_it_was_made_for(listing):
+    stub, _, _ = listing
+    r = stub.ListRenders(render_pb2.ListRendersRequest(page_size=2), timeout=30)
+    with pytest.raises(grpc.RpcError) as ei:
+        stub.ListRenders(
+            render_pb2.ListRendersRequest(state=render_pb2.RENDER_STATE_FAILED, page_token=r.next_page_token),
+            timeout=30,
+        )
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "FAILED" in ei.value.details()
+
+
+def test_a_restarted_orchestrator_reads_only_unfinished_renders(tmp_path):
+    async def first():
+        done, _ = make(tmp_path, FakeStages())
+        for _ in range(6):
+            [r] = await done.create([SPEC])
+            await done.wait(r.render_id)
+        orch, _ = make(tmp_path, FakeStages(stall_on="gfpgan2/1"))
+        [rec] = await orch.create([SPEC])
+        while "gfpgan2/0" not in orch.get(rec.render_id).results:
+            await asyncio.sleep(0.01)
+        return rec.render_id  # the loop ends here: the orchestrator "dies" mid-render
+
+    rid = asyncio.run(first())
+    fresh = FakeStages()
+
+    async def second():
+        orch, store = make(tmp_path, fresh)
+        store.gets.clear()
+        assert await orch.resume_all() == [rid]
+        reads = [k for k in store.gets if k.endswith("/render.json")]
+        return await orch.wait(rid), reads
+
+    rec, reads = asyncio.run(second())
+    assert rec.state == SUCCEEDED and reads == [f"renders/{rid}/render.json"]  # not the 6 finished ones
+    assert fresh.calls["gfpgan2/0"] == 0 and fresh.calls["face"] == 0  # nothing finished ran again
+
+
+def test_renders_past_the_running_limit_wait_queued_first_in_first_out(tmp_path):
+    class Gate(FakeStages):
+        def __init__(self):
+            super().__init__()
+            self.open = asyncio.Event()
+            self.order: list[str] = []
+
+        def for_render(self, rec):
+            gate = self
+
+            class Bound:
+                async def run(self, task, deps):
+                    if task.id == "face":
+                        gate.order.append(rec.render_id)
+                        await gate.open.wait()
+                    return await gate.run(task, deps)
+
+            return Bound()
+
+    async def go():
+        stages = Gate()
+        orch, _ = make(tmp_path, stages, max_running=1, max_queued=3, max_renders_per_request=3)
+        a = (await orch.create([SPEC]))[0].render_id
+        b, c = [r.render_id for r in await orch.create([SPEC, SPEC])]
+        await asyncio.sleep(0.05)
+        got = {rid: orch.get(rid) for rid in (a, b, c)}
+        states = {rid: (r.state, r.queue_position) for rid, r in got.items()}
+        with pytest.raises(InvalidInput, match="at most 3"):
+            await orch.create([SPEC] * 4)
+        await orch.create([SPEC])  # the queue holds 3 now
+        with pytest.raises(ResourceExhausted, match="queued"):
+            await orch.create([SPEC])
+        cancelled = await orch.cancel(c)
+        stages.open.set()
+        for rid in (a, b):
+            await orch.wait(rid)
+        return states, stages.order, (a, b, c), cancelled
+
+    states, order, (a, b, c), cancelled = asyncio.run(go())
+    assert states == {a: (RUNNING, 0), b: (QUEUED, 1), c: (QUEUED, 2)}
+    assert cancelled.state == CANCELLED and order[:2] == [a, b] and c not in order
+
+
+def test_queue_position_reaches_the_client_in_get_render(tmp_path):
+    async def go():
+        orch = Orchestrator(
+            FileStore(tmp_path / "store", "lihq"),
+            FakeStages(stall_on="face"),
+            Limits(),
+            FAST,
+            admission=Admission(max_running=1),
+        )
+        svc = RenderServicer(orch, auth=Authenticator(enabled=False))
+        ids = [(await orch.create([SPEC]))[0].render_id for _ in range(3)]
+        await asyncio.sleep(0.02)
+        got = [await svc.GetRender(render_pb2.GetRenderRequest(render_id=r)) for r in ids]
+        for r in ids:
+            await orch.cancel(r)
+        return got
+
+    got = asyncio.run(go())
+    assert [g.queue_position for g in got] == [0, 1, 2]
+    assert [g.state for g in got] == [render_pb2.RENDER_STATE_RUNNING] + [render_pb2.RENDER_STATE_QUEUED] * 2
+
+
+class _Rpc(grpc.RpcError):
+    def __init__(self, code, details):
+        self._c, self._d = code, details
+
+    def code(self):
+        return self._c
+
+    def details(self):
+        return self._d
+
+
+def test_a_serve_app_that_is_still_deploying_is_transient_but_a_missing_object_is_not():
+    deploying = error_from_rpc(
+        _Rpc(
+            grpc.StatusCode.NOT_FOUND,
+            "Application 'fomm' not found. Ping /ray.serve.RayServeAPIService/ListApplications for "
+            "available applications.",
+        )
+    )
+    assert isinstance(deploying, Unavailable) and deploying.retryable and "fomm" in deploying.message
+    missing = error_from_rpc(_Rpc(grpc.StatusCode.NOT_FOUND, "no object at key 'inputs/x.png'"))
+    assert missing.code == "NOT_FOUND" and not missing.retryable
+
+
+class DeployingFor(FakeStages):
+    """Every call answers `err` until `n` calls have been made, then works."""
+
+    def __init__(self, n: int, err: type) -> None:
+        super().__init__()
+        self.n, self.err, self.seen = n, err, 0
+
+    async def run(self, task, deps):
+        self.seen += 1
+        if self.seen <= self.n:
+            raise self.err("Application 'fomm' not found.")
+        return await super().run(task, deps)
+
+
+@pytest.mark.parametrize("err, ok", [(AppDeploying, True), (Unavailable, False)])
+def test_a_render_waits_out_a_stage_app_that_is_deploying_past_its_retry_attempts(tmp_path, err, ok):
+    async def go():
+        stages = DeployingFor(6, err)
+        orch = Orchestrator(
+            FileStore(tmp_path / "store", "lihq"), stages, Limits(), RetryPolicy(attempts=2, base_s=0.001)
+        )
+        [rec] = await orch.create([SPEC])
+        return await orch.wait(rec.render_id)
+
+    rec = asyncio.run(go())
+    assert rec.state == (SUCCEEDED if ok else FAILED), rec.error
+    if not ok:
+        assert rec.error_code == "UNAVAILABLE" and rec.error_stage == "face"
+
+
+def test_a_store_from_before_the_index_is_indexed_once_and_its_renders_resume(tmp_path):
+    """Records of the old layout (results inside render.json, no index): the first start indexes them,
+    moves their results to the task log, and resumes the unfinished one without recomputing."""
+    import json
+
+    store = CountingStore(tmp_path / "store", "lihq")
+
+    async def first():  # a render stalled mid-way, then its record rewritten in the old layout
+        orch = Orchestrator(store, FakeStages(stall_on="gfpgan2/1"), Limits(), FAST)
+        [rec] = await orch.create([SPEC])
+        while "gfpgan2/0" not in orch.get(rec.render_id).results:
+            await asyncio.sleep(0.01)
+        return rec.render_id
+
+    rid = asyncio.run(first())
+    results = RenderStore(store).load_results(rid)
+    old = json.loads(store.get_bytes(f"renders/{rid}/render.json")) | {"results": results}
+    for info in list(store.list("renders/")):
+        if info.key != f"renders/{rid}/render.json":
+            store.delete(info.key)
+    store.put_bytes(f"renders/{rid}/render.json", json.dumps(old).encode())
+    fresh = FakeStages()
+
+    async def second():
+        orch = Orchestrator(store, fresh, Limits(), FAST)
+        assert await orch.resume_all() == [rid]
+        done = await orch.wait(rid)
+        again = await Orchestrator(store, fresh, Limits(), FAST).resume_all()
+        return done, again, await orch.page()
+
+    done, again, (listed, _) = asyncio.run(second())
+    assert done.state == SUCCEEDED and again == [] and [r.render_id for r in listed] == [rid]
+    assert not set(fresh.calls) & set(results)  # nothing recorded in the old layout ran again
+    assert store.exists(RenderStore.INDEX_MARKER)
+    assert set(results) <= set(RenderStore(store).load_results(rid))  # moved to the task log
