@@ -111,14 +111,16 @@ async def run_render(orch, spec, console: Console, synthetic: bool, finished_at:
     """Create the render and show its live table; `finished_at[stage]` = seconds until it was done."""
     t0 = time.monotonic()
     finished_at = {} if finished_at is None else finished_at
+    seen: dict[str, tuple] = {}
     [created] = await orch.create([spec])
     rec = created
     with Live(progress_table(rec, synthetic), console=console, refresh_per_second=4) as live:
         try:
             async for update in orch.watch(created.render_id, timeout_s=1.0):
                 rec = update
-                for stage, (done, total) in rec.progress.items():
-                    if done >= total and stage not in finished_at:
+                for stage, pair in rec.progress.items():  # a stage is done when its count last moved
+                    if tuple(pair) != seen.get(stage):
+                        seen[stage] = tuple(pair)
                         finished_at[stage] = time.monotonic() - t0
                 live.update(progress_table(rec, synthetic))
         except asyncio.CancelledError:

@@ -263,8 +263,7 @@ class S3Store(ObjectStore):
     def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
         """One ListObjectsV2 request (StartAfter) for a page of up to 1000 keys."""
         validate_prefix(prefix)
-        if start_after:
-            validate_key(start_after)
+        validate_prefix(start_after)  # any key-like string: the page starts after it
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
         after = (f"{self.prefix}/{start_after}" if self.prefix else start_after) if start_after else None
