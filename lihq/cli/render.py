@@ -248,6 +248,7 @@ def render(
     tmp = output.with_name(f".{output.name}.part")
     store.get_file(rec.output_key, tmp)
     os.replace(tmp, output)
+    console.line()  # the live table's last frame ends without a newline when stderr is not a terminal
     for line in summary_lines(rec, finished_at, startup_s, time.monotonic() - t_start):
         console.print(line, soft_wrap=True, highlight=False)
     kind = "SYNTHETIC (seed 1, a smoke test: not a real video)" if synthetic else "real"

@@ -63,7 +63,7 @@ def test_every_render_knob_end_to_end(serve_stack, tmp_path):
     photo = tmp_path / "photo.png"
     Image.fromarray(astronaut()).save(photo)  # 512², the face ~1/5 of it: paste-back has room
     # GFPGAN costs seconds per face on CPU: speech of a few frames keeps the matrix within minutes
-    speech = espeak_wav(tmp_path / "speech.wav", "Hi.", wpm=450)
+    speech = espeak_wav(tmp_path / "speech.wav", "Hi.", wpm=300)  # 0.24 s: Wav2Lip needs >= 0.19 s
     ref = lavfi_video(tmp_path / "ref.mp4", seconds=3.0, size="320x240", rate=30)
     bg_image = lavfi_image(tmp_path / "bg.png", size="320x240", color="navy")
     bg_video = lavfi_video(tmp_path / "bg.mp4", seconds=2.0, size="200x160", rate=25)
@@ -180,7 +180,7 @@ def test_reference_video_shorter_than_offset_plus_speech_is_refused(serve_stack,
     from skimage.data import astronaut
 
     md = metadata(serve_stack)
-    speech = espeak_wav(tmp_path / "speech.wav", "Hi.", wpm=450)
+    speech = espeak_wav(tmp_path / "speech.wav", "Hi.", wpm=300)  # 0.24 s: Wav2Lip needs >= 0.19 s
     ref = lavfi_video(tmp_path / "short.mp4", seconds=1.0, size="160x120", rate=25)
     photo = tmp_path / "photo.png"
     Image.fromarray(astronaut()).save(photo)
