@@ -90,6 +90,26 @@ PROTO_MODULES: Mapping[str, str] = MappingProxyType({n: s.proto_module for n, s 
 PIPELINE_APPS: tuple[str, ...] = tuple(n for n, s in REGISTRY.items() if s.runs)  # what renders call
 TASK_APPS: Mapping[str, str] = MappingProxyType({k: n for n, s in REGISTRY.items() for k in s.runs})
 STAGES: tuple[str, ...] = tuple(CAPABILITIES)
+# the task kinds in pipeline order (the CLI's live table and summary list stages so); the same set as
+# the table's `runs`, checked here so a new kind cannot be left out
+TASK_ORDER: tuple[str, ...] = (
+    "ingest",
+    "face",
+    "tts",
+    "audio",
+    "procedural",
+    "cut",
+    "fomm",
+    "wav2lip",
+    "gfpgan",
+    "qvi",
+    "modnet",
+    "composite",
+    "paste",
+    "encode",
+)
+if set(TASK_ORDER) != set(TASK_APPS):  # pragma: no cover - a developer's mistake, caught at import
+    raise RuntimeError(f"TASK_ORDER {sorted(TASK_ORDER)} != the stage table's task kinds {sorted(TASK_APPS)}")
 _PREFIX = "LIHQ_STAGE_"
 _FIELDS = ("ADDRESS", "APPLICATION")
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from lihq.cli.weightsmode import needed_weights, prepare_weights
 from lihq.config import RayConfig, StoreConfig
 from lihq.errors import InvalidInput
+from lihq.stages import TASK_ORDER
 from lihq.storage import open_store
 from lihq.storage.base import ObjectStore, content_key, sha256_file
 
@@ -36,27 +37,8 @@ def upload(store: ObjectStore, path: Path, what: str) -> str:
     return key
 
 
-# stages in pipeline order (the live table and the summary list them so)
-PIPELINE_ORDER = (
-    "ingest",
-    "face",
-    "tts",
-    "audio",
-    "procedural",
-    "cut",
-    "fomm",
-    "wav2lip",
-    "gfpgan",
-    "qvi",
-    "modnet",
-    "composite",
-    "paste",
-    "encode",
-)
-
-
 def _ordered(progress: dict) -> list[str]:
-    rank = {s: i for i, s in enumerate(PIPELINE_ORDER)}
+    rank = {s: i for i, s in enumerate(TASK_ORDER)}
     return sorted(progress, key=lambda s: (rank.get(s, len(rank)), s))
 
 

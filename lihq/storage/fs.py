@@ -218,11 +218,16 @@ class FileStore(ObjectStore):
             while block := f.read(chunk_size):
                 yield block
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def _list_top(self, prefix: str) -> tuple[Path, str]:
+        """The directory a listing of `prefix` walks, and its key prefix (checked to be inside)."""
         validate_prefix(prefix)
         top_rel = prefix.rpartition("/")[0]
         top = self.base.joinpath(*top_rel.split("/")) if top_rel else self.base
         self._check_inside(top, prefix)
+        return top, top_rel
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        top, top_rel = self._list_top(prefix)
         found = sorted((k, s) for k, s in _walk(top, top_rel) if k.startswith(prefix))
         for key, size in found:
             yield ObjectInfo(key, size)
@@ -230,10 +235,7 @@ class FileStore(ObjectStore):
     def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
         """A page without walking everything: directory names are sorted and skipped by name first, and
         only the objects returned are stat'ed."""
-        validate_prefix(prefix)
-        top_rel = prefix.rpartition("/")[0]
-        top = self.base.joinpath(*top_rel.split("/")) if top_rel else self.base
-        self._check_inside(top, prefix)
+        top, top_rel = self._list_top(prefix)
         out: list[ObjectInfo] = []
         for key, path in _walk_sorted(top, top_rel, prefix, start_after):
             try:

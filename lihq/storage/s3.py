@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import itertools
 import logging
 import math
 import os
@@ -240,10 +241,21 @@ class S3Store(ObjectStore):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)
+        yield from self._objects(prefix, "")
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
+        """One ListObjectsV2 request (StartAfter) for a page of up to 1000 keys."""
+        validate_prefix(prefix)
+        validate_prefix(start_after)  # any key-like string: the page starts after it
+        return list(itertools.islice(self._objects(prefix, start_after), max(0, limit)))
+
+    def _objects(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """Objects under `prefix` in key order, after `start_after`; a failed listing is retried from
+        the last key seen (bounded, like every call)."""
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
+        after = (f"{self.prefix}/{start_after}" if self.prefix else start_after) if start_after else None
         self._ready()
-        after: str | None = None
         failures = 0
         while True:
             try:
@@ -257,33 +269,6 @@ class S3Store(ObjectStore):
                     if _is_key(key):
                         yield ObjectInfo(key, obj.size or 0)
                 return
-            except _CLIENT_ERRORS as exc:
-                failures = self._retry_or_raise(exc, "list", prefix or None, failures)
-
-    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
-        """One ListObjectsV2 request (StartAfter) for a page of up to 1000 keys."""
-        validate_prefix(prefix)
-        validate_prefix(start_after)  # any key-like string: the page starts after it
-        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        after = (f"{self.prefix}/{start_after}" if self.prefix else start_after) if start_after else None
-        self._ready()
-        out: list[ObjectInfo] = []
-        failures = 0
-        while True:
-            try:
-                for obj in self._client.list_objects(
-                    self.bucket, prefix=full or None, recursive=True, start_after=after
-                ):
-                    if obj.is_dir or obj.object_name is None:
-                        continue
-                    after = obj.object_name
-                    key = obj.object_name[strip:]
-                    if _is_key(key):
-                        out.append(ObjectInfo(key, obj.size or 0))
-                        if len(out) >= limit:
-                            return out
-                return out
             except _CLIENT_ERRORS as exc:
                 failures = self._retry_or_raise(exc, "list", prefix or None, failures)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -33,12 +32,6 @@ TERMINAL = {
     render_pb2.RENDER_STATE_FAILED,
     render_pb2.RENDER_STATE_CANCELLED,
 }
-
-
-def metadata(stack) -> tuple:
-    """The app routing plus the admin token `lihq serve` saved at $LIHQ_HOME/api-token on first start."""
-    token = (Path(stack.env["LIHQ_HOME"]) / "api-token").read_text().strip()
-    return (("application", "orchestrator"), ("authorization", f"Bearer {token}"))
 
 
 def streams(path) -> dict[str, dict]:
@@ -69,7 +62,7 @@ def test_every_render_knob_end_to_end(serve_stack, tmp_path):
     bg_video = lavfi_video(tmp_path / "bg.mp4", seconds=2.0, size="200x160", rate=25)
     originals = {p: p.read_bytes() for p in (photo, speech, ref, bg_image, bg_video)}
     speech_s = media.probe(speech).duration
-    md = metadata(serve_stack)
+    md = serve_stack.md()  # the admin token `lihq serve` made on its first start
     store = open_store(StoreConfig.from_env(serve_stack.env))
 
     with serve_stack.channel() as ch:
@@ -179,7 +172,7 @@ def test_reference_video_shorter_than_offset_plus_speech_is_refused(serve_stack,
     first task) as the render's error code."""
     from skimage.data import astronaut
 
-    md = metadata(serve_stack)
+    md = serve_stack.md()  # the admin token `lihq serve` made on its first start
     speech = espeak_wav(tmp_path / "speech.wav", "Hi.", wpm=300)  # 0.24 s: Wav2Lip needs >= 0.19 s
     ref = lavfi_video(tmp_path / "short.mp4", seconds=1.0, size="160x120", rate=25)
     photo = tmp_path / "photo.png"
