@@ -224,8 +224,7 @@ def create(base: Path, calls: int = 100) -> dict:
         # stages answer in 1 s (a GPU stage's order of magnitude): the renders created run meanwhile
         # without hogging the loop, as real ones do
         orch = orchestrator(Path(d), 10.0, latency_s=1.0)
-        (Path(d) / "f.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
-        (Path(d) / "a.wav").write_bytes(b"RIFF" + b"0" * 100)
+        _inputs(Path(d))
         with _serve(RenderServicer(orch, auth=Authenticator(enabled=False))) as ch:
             stub = render_pb2_grpc.RenderServiceStub(ch)
             face = stub.UploadInput(chunks(Path(d) / "f.png"), timeout=60).object
@@ -252,6 +251,21 @@ def create(base: Path, calls: int = 100) -> dict:
         "create_p99_ms_at_100": _p(lat, 0.99),
         "create": {"calls": calls, "p50_ms": _p(lat, 0.5), "max_ms": _p(lat, 1.0), "errors": errors[:3]},
     }
+
+
+def _inputs(d: Path) -> None:
+    """A real (tiny) PNG face and WAV speech: CreateRender reads the face's header to tell an image from
+    a video (a file it cannot tell would be probed with ffprobe, as a real client's never is)."""
+    import wave
+
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (128, 100, 90)).save(d / "f.png")
+    with wave.open(str(d / "a.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 1600)
 
 
 def _create_client(address: str, raw_request: bytes, calls: int, q) -> None:

@@ -78,7 +78,7 @@ def rows_framepack(n: int) -> list[tuple[str, str, float]]:
 
 
 def rows_fomm(n: int) -> list[tuple[str, str, float]]:
-    from services.fomm import motion
+    from services.fomm import keypoints as motion
 
     f = frames_of(n, 256)
     pred = torch.rand(n, 3, 256, 256)
@@ -103,9 +103,9 @@ def rows_wav2lip(n: int) -> list[tuple[str, str, float]]:
 
 
 def rows_gfpgan(n: int) -> list[tuple[str, str, float]]:
-    from services.gfpgan.convert import restorer_lut, to_bgr_uint8, to_tensor
     from services.gfpgan.detect import align_faces
     from services.gfpgan.paste import paste_frame
+    from services.gfpgan.tensors import restorer_lut, to_bgr_uint8, to_tensor
     from tests.services.gfpgan.fakes import make_frames
 
     frames, dets = make_frames(n, 256, seed=0)

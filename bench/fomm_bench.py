@@ -27,7 +27,7 @@ import torch
 
 from lihq.torchutil import resolve_device
 from lihq.weights import synthesize
-from services.fomm.motion import MotionGlobals
+from services.fomm.keypoints import MotionGlobals
 from services.fomm.runner import AnimateSpec, FommRunner, FommRunnerConfig
 
 

@@ -45,13 +45,13 @@ from services.gfpgan.batched import (  # noqa: E402
     paste_all,
     restore_segment,
 )
+from services.gfpgan.checkpoint import add_restorer, build_restorer, load_face_models  # noqa: E402
 from services.gfpgan.compat import upstream  # noqa: E402
-from services.gfpgan.convert import restorer_lut, to_bgr_uint8, to_tensor  # noqa: E402
 from services.gfpgan.detect import detect_batch  # noqa: E402
-from services.gfpgan.models import add_restorer, build_restorer, load_face_models  # noqa: E402
 from services.gfpgan.noise import NoiseSpec, NoisyRestorer  # noqa: E402
 from services.gfpgan.reference import enhance_frames  # noqa: E402
 from services.gfpgan.synth_bg import synthesize_realesrgan  # noqa: E402
+from services.gfpgan.tensors import restorer_lut, to_bgr_uint8, to_tensor  # noqa: E402
 from services.gfpgan.upsampler import BackgroundUpsampler, build_rrdbnet  # noqa: E402
 from tests.services.gfpgan.fakes import InjectedDetector, make_frames  # noqa: E402
 

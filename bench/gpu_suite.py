@@ -368,8 +368,8 @@ def stage_s3fd(ctx: StageCtx) -> list[dict]:
 
 def stage_gfpgan(ctx: StageCtx) -> list[dict]:
     from services.gfpgan.batched import BatchSettings, FacePlan, restore_segment
+    from services.gfpgan.checkpoint import add_restorer, load_face_models
     from services.gfpgan.detect import detect_batch
-    from services.gfpgan.models import add_restorer, load_face_models
     from services.gfpgan.noise import NoiseSpec, NoisyRestorer
     from tests.services.gfpgan.fakes import InjectedDetector, make_frames
 

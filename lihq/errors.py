@@ -94,7 +94,26 @@ class Internal(LihqError):
     code = "INTERNAL"
 
 
-# (gRPC code name) -> class, for clients that turn a status back into a typed error.
+class PeerStatus(LihqError):
+    """A status LIHQ never raises itself but another service may answer (UNKNOWN, ABORTED, OUT_OF_RANGE,
+    UNIMPLEMENTED, DATA_LOSS): relayed with its own code, so it round-trips instead of becoming
+    INTERNAL. One subclass per code, named after it (`Unimplemented`, `DataLoss`, …)."""
+
+
+def _peer_status(code: str) -> type[PeerStatus]:
+    name = "".join(part.capitalize() for part in code.split("_"))
+    return type(name, (PeerStatus,), {"code": code, "__module__": __name__, "__qualname__": name})
+
+
+Unknown = _peer_status("UNKNOWN")
+Aborted = _peer_status("ABORTED")
+OutOfRange = _peer_status("OUT_OF_RANGE")
+Unimplemented = _peer_status("UNIMPLEMENTED")
+DataLoss = _peer_status("DATA_LOSS")
+
+
+# (gRPC code name) -> class, for clients that turn a status back into a typed error: every
+# grpc.StatusCode but OK has one (tests/lihq/test_grpc_errors.py).
 BY_CODE: dict[str, type[LihqError]] = {
     cls.code: cls
     for cls in (
@@ -109,5 +128,10 @@ BY_CODE: dict[str, type[LihqError]] = {
         Cancelled,
         DeadlineExceeded,
         Internal,
+        Unknown,
+        Aborted,
+        OutOfRange,
+        Unimplemented,
+        DataLoss,
     )
 }

@@ -1,4 +1,10 @@
-"""Reduced precision checked against the conformance vectors (`lihq verify MODEL --precision bf16`).
+"""Precision: the request enum's one mapping, and reduced precision checked against the vectors.
+
+`from_proto(value, default)` turns a request's `lihq.v1.Precision` into the runners' name ("fp32",
+"fp16", "bf16"): PRECISION_UNSPECIFIED is the deployment's default, anything else unknown is
+InvalidInput (INVALID_ARGUMENT) naming `precision`. Every stage's servicer reads it through here.
+
+Reduced precision checked against the conformance vectors (`lihq verify MODEL --precision bf16`):
 
 A verifier (`services/<model>/verify*.py`) runs every network of a vector set in fp32 and grades each
 output with its fp32 tolerance. `run_verify_at(model, vectors, seed, precision)` runs the same
@@ -26,7 +32,28 @@ from typing import Any
 import torch
 
 from lihq.errors import InvalidInput
-from lihq.torchutil import PRECISIONS
+from lihq.torchutil import PRECISIONS, check_precision
+from lihq.v1 import common_pb2
+
+# lihq.v1.Precision -> the runners' precision name (UNSPECIFIED: the caller's default)
+_FROM_PROTO = {
+    common_pb2.PRECISION_FP32: "fp32",
+    common_pb2.PRECISION_FP16: "fp16",
+    common_pb2.PRECISION_BF16: "bf16",
+}
+
+
+def from_proto(value: int, default: str | None) -> str | None:
+    """The precision a request asks for: its enum's name, `default` when unspecified (None: the
+    caller decides later). An unknown value is InvalidInput naming the field."""
+    if value == common_pb2.PRECISION_UNSPECIFIED:
+        return None if default is None else check_precision(default)
+    name = _FROM_PROTO.get(value)
+    if name is None:
+        known = ", ".join(common_pb2.Precision.Name(v) for v in common_pb2.Precision.values())
+        raise InvalidInput(f"precision {value}: unknown value; expected one of {known}")
+    return name
+
 
 # model -> precision -> output name (VerifyRow.output) -> tolerance (same kind as the fp32 row's)
 TOLERANCES: dict[str, dict[str, dict[str, float]]] = {

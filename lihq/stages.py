@@ -78,7 +78,7 @@ REGISTRY: Mapping[str, Stage] = MappingProxyType(
                 "media",
                 "lihq.v1.MediaService",
                 "lihq.v1.media_pb2_grpc",
-                ("ingest", "audio", "cut", "encode", "procedural", "face", "paste"),
+                ("ingest", "audio", "cut", "encode", "procedural", "face", "paste", "hls"),
             ),
             Stage("orchestrator", "lihq.v1.RenderService", "lihq.v1.render_pb2_grpc"),
         )
@@ -106,6 +106,7 @@ TASK_ORDER: tuple[str, ...] = (
     "modnet",
     "composite",
     "paste",
+    "hls",
     "encode",
 )
 if set(TASK_ORDER) != set(TASK_APPS):  # pragma: no cover - a developer's mistake, caught at import

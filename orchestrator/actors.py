@@ -152,13 +152,25 @@ class ActorOrchestrator(Orchestrator):
         return 0  # no render lives in this replica; tenant quotas count the store (see the README)
 
     async def cancel(self, render_id: str) -> RenderRecord:
+        """Cancel through the render's actor. The actor ends itself once its render is over, which may
+        be before its answer to `cancel` leaves it (ActorDiedError): the store then says how it ended.
+        An actor that died otherwise is restarted by Ray and resumes the render: cancel that one."""
         import ray
+        from ray.exceptions import RayActorError
 
-        try:
-            actor = ray.get_actor(actor_name(render_id), namespace=NAMESPACE)
-        except ValueError:
-            return await super().cancel(render_id)  # no actor: finished, or never started
-        await asyncio.to_thread(ray.get, actor.cancel.remote(), timeout=120)
+        for _ in range(3):
+            try:
+                actor = ray.get_actor(actor_name(render_id), namespace=NAMESPACE)
+            except ValueError:
+                return await super().cancel(render_id)  # no actor: finished, or never started
+            try:
+                await asyncio.to_thread(ray.get, actor.cancel.remote(), timeout=120)
+            except RayActorError:
+                pass
+            rec = await self.fetch(render_id)
+            if rec.state in TERMINAL:
+                return rec
+            await asyncio.sleep(1.0)
         return await self.fetch(render_id)
 
     def watch(self, render_id: str, timeout_s: float = 5.0):

@@ -214,3 +214,133 @@ def _composite(call: StageCall, task: Task, deps: Deps) -> Outputs:
         ),
     )
     return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
+
+
+# -- a video as the face (dubbing, issue #15; orchestrator/plan.py _video_plan) ----------------------
+FACE_CHECK_FIX = "use a video that shows a face (a frontal, unobstructed face in most frames)"
+
+
+@adapter("face.video")
+def _face_video(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    """Ingest the video, then look for a face in frames spread over it: none at all is INVALID_ARGUMENT
+    naming `face` (the render's first task). With synthetic weights the Haar detector looks, since
+    random S3FD weights find nothing."""
+    from lihq.errors import InvalidInput
+    from lihq.v1 import media_pb2
+
+    ing = call(
+        "media",
+        "Ingest",
+        media_pb2.IngestRequest(
+            upload=ref(task.params["key"]), kind=media_pb2.MEDIA_KIND_VIDEO, ctx=call.ctx
+        ),
+    )
+    video = ref(ing.input.key)
+    sample = int(task.params.get("sample", 8))
+    r = call(
+        "media", "FaceVideoFrames", media_pb2.FaceVideoFramesRequest(video=video, sample=sample, ctx=call.ctx)
+    )
+    top, bottom, left, right = task.params.get("pads", (0, 20, 0, 0))
+    req = lipsync_pb2.TrackFacesRequest(
+        packs=[ref(r.pack.key)],
+        pads=lipsync_pb2.Pads(top=top, bottom=bottom, left=left, right=right),
+        carry_last_box=True,
+        detector="haar" if call.rc.synthetic else "",
+        ctx=call.ctx,
+    )
+    try:
+        call("wav2lip", "TrackFaces", req)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"face: no face found in {sample} frames spread over the video ({exc.message}); {FACE_CHECK_FIX}"
+        ) from None
+    return {
+        "kind": "video",
+        "video": ing.input.key,
+        "fps": r.fps,
+        "width": r.width,
+        "height": r.height,
+        "source_frames": r.source_frames,
+        "duration_s": ing.info.duration_s,
+    }
+
+
+@adapter("vframes")
+def _video_frames(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    from lihq.v1 import media_pb2
+
+    r = call(
+        "media",
+        "FaceVideoFrames",
+        media_pb2.FaceVideoFramesRequest(
+            video=ref(out(deps, "face", "video")), segment=_segment(task), ctx=call.ctx
+        ),
+    )
+    return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
+
+
+@adapter("vtrack")
+def _video_track(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    top, bottom, left, right = task.params["pads"]
+    req = lipsync_pb2.TrackFacesRequest(
+        packs=[ref(deps[d].outputs["pack"]) for d in task.deps],
+        pads=lipsync_pb2.Pads(top=top, bottom=bottom, left=left, right=right),
+        carry_last_box=True,  # frames without a face keep a box for Wav2Lip; the paste leaves them as they were
+        detector="haar" if call.rc.synthetic else "",  # said in the docs: synthetic S3FD finds no face
+        ctx=call.ctx,
+    )
+    r = call("wav2lip", "TrackFaces", req)
+    return {"track": r.track.key, "carried": r.carried_frames, "cache_hit": r.metrics.cache_hit}
+
+
+@adapter("vlips")
+def _video_lips(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    r = call(
+        "wav2lip",
+        "LipSync",
+        lipsync_pb2.LipSyncRequest(
+            frames=ref(out(deps, f"vframes/{task.segment}", "pack")),
+            segment=_segment(task),
+            mel=ref(out(deps, "wav2lip.mel", "mel")),
+            track=ref(out(deps, "vtrack", "track")),
+            checkpoint=task.params["checkpoint"],
+            ctx=call.ctx,
+        ),
+    )
+    return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
+
+
+@adapter("vcrop", "vpaste")
+def _video_crop_paste(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    from lihq.v1 import media_pb2
+
+    k = task.segment
+    paste = task.id.startswith("vpaste/")
+    req = media_pb2.FaceVideoCropRequest(
+        frames=ref(out(deps, f"vframes/{k}" if paste else f"vlips/{k}", "pack")),
+        track=ref(out(deps, "vtrack", "track")),
+        ctx=call.ctx,
+    )
+    if paste:
+        req.restored.key = out(deps, f"vrestore/{k}", "pack")
+    r = call("media", "FaceVideoPaste" if paste else "FaceVideoCrop", req)
+    return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
+
+
+@adapter("vrestore")
+def _video_restore(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    p = task.params
+    r = call(
+        "gfpgan",
+        "Restore",
+        restoration_pb2.RestoreRequest(
+            frames=ref(out(deps, f"vcrop/{task.segment}", "pack")),
+            segment=_segment(task),
+            version=p["version"],
+            upscale=1,
+            only_center_face=True,  # the crop is centred on the tracked face
+            noise_seed=p["seed"],
+            ctx=call.ctx,
+        ),
+    )
+    return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}

@@ -58,6 +58,10 @@ def spec_from_proto(p: render_pb2.RenderSpec) -> RenderSpec:
         draft_seconds=p.draft_seconds,
         seed=p.seed,
         segment_frames=p.segment_frames,
+        keep_lips=p.keep_lips,
+        motion_preset=p.motion,
+        reference_offset_random=p.reference_offset_random,
+        face_video=p.face_video,
     )
 
 
@@ -81,6 +85,10 @@ def spec_to_proto(s: RenderSpec) -> render_pb2.RenderSpec:
         draft_seconds=s.draft_seconds,
         seed=s.seed,
         segment_frames=s.segment_frames,
+        keep_lips=s.keep_lips,
+        motion=s.motion_preset,
+        reference_offset_random=s.reference_offset_random,
+        face_video=s.face_video,
     )
     if s.audio_key:
         p.audio.key = s.audio_key
@@ -117,6 +125,8 @@ def render_to_proto(r: RenderRecord) -> render_pb2.Render:
         error_stage=r.error_stage,
         error_code=r.error_code,
         queue_position=r.queue_position if r.state == "QUEUED" else 0,
+        playlist=common_pb2.ObjectRef(key=r.playlist_key) if r.playlist_key else None,
+        first_playable_s=r.first_playable_s,
         created_at=r.created_at,
         updated_at=r.updated_at,
     )

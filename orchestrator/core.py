@@ -1,10 +1,9 @@
 """The orchestrator: creates renders (validating at creation), runs them, persists, resumes, cancels.
 
 Transport-free: RenderService (orchestrator/servicer.py) and the CLI call this. Stage work goes through
-an `Executor` (orchestrator/executor.py calls the stage services over gRPC). Creation runs the cheap
-checks synchronously — ingest and probe the inputs, find the face, check a reference video is long
-enough — so bad input comes back as INVALID_ARGUMENT at once and nothing half-done is left behind;
-their results are kept and not recomputed by the render.
+an `Executor` (orchestrator/executor.py calls the stage services over gRPC). Creation does cheap checks
+only and saves the renders QUEUED by group commit; the expensive checks (face, speech, reference) are
+each render's first tasks (orchestrator/README.md, "Control plane").
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from lihq.errors import Cancelled, InvalidInput, LihqError, NotFound, ResourceEx
 from lihq.grpc.errors import as_lihq_error
 from lihq.log import stage_logger
 from lihq.storage.base import ObjectStore, validate_key
+from orchestrator.hls import PlaylistPublisher, created_unix, playlist_key
 from orchestrator.plan import Plan, Task, build_plan
 from orchestrator.scheduler import (
     Executor,
@@ -35,7 +35,7 @@ from orchestrator.scheduler import (
     TaskResult,
     call_with_retry,
 )
-from orchestrator.spec import RenderSpec, check, with_defaults
+from orchestrator.spec import RenderSpec, check, resolve_reference_offset, with_defaults
 from orchestrator.state import (
     CANCELLED,
     FAILED,
@@ -111,6 +111,93 @@ async def store_io(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_store_pool(), functools.partial(fn, *args))
 
 
+@functools.cache
+def _create_pool() -> ThreadPoolExecutor:
+    """Threads for CreateRender's store calls (reference checks, the group commit's writes), apart from
+    the render journals' `_store_pool`: a creation never queues behind running renders' writes."""
+    return ThreadPoolExecutor(
+        int(os.environ.get("LIHQ_CREATE_THREADS", "32")), thread_name_prefix="lihq-create"
+    )
+
+
+async def create_io(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking store call of creation off the event loop (on the creation threads)."""
+    return await asyncio.get_running_loop().run_in_executor(_create_pool(), functools.partial(fn, *args))
+
+
+@functools.cache
+def _commit_pool() -> ThreadPoolExecutor:
+    """The group commit's parallel object writes (fed by the committing thread, never by the loop)."""
+    return ThreadPoolExecutor(
+        int(os.environ.get("LIHQ_CREATE_THREADS", "32")), thread_name_prefix="lihq-create-write"
+    )
+
+
+class _GroupCommit:
+    """New renders are saved by group commit: the creations that arrive while a batch is being written
+    form the next batch. One creation thread takes the batch, serialises its records and hands every
+    object (each record and its two index markers) to the write threads at once, one write per object;
+    as each caller's objects (then its idempotency key) are in the store, that caller is answered. So
+    an answered CreateRender is as durable as the store's writes, and the event loop spends one thread
+    hop per batch and one wake-up per caller, not one per object."""
+
+    def __init__(self, renders: RenderStore) -> None:
+        self.renders = renders
+        self._pending: list[tuple[list[RenderRecord], str, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def commit(self, records: list[RenderRecord], idempotency_key: str) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((records, idempotency_key, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._run())
+        await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await create_io(self._write_batch, batch, loop)
+            except Exception as exc:  # noqa: BLE001 - every caller still waiting gets the error
+                for _, _, fut in batch:
+                    _settle(fut, exc)
+
+    def _write_batch(self, batch: list[tuple[list[RenderRecord], str, asyncio.Future[None]]], loop) -> None:
+        """In a creation thread: all the batch's writes at once; each caller answered as its own land."""
+        pool = _commit_pool()
+        started = []
+        for records, key, fut in batch:
+            stamp = now()
+            writes = []
+            for rec in records:
+                rec.updated_at = stamp
+                writes += self.renders.creation_writes(rec)
+            started.append((records, key, fut, [pool.submit(w) for w in writes]))
+        for records, key, fut, futures in started:
+            error: BaseException | None = None
+            try:
+                for f in futures:
+                    f.result()
+                if key:
+                    self.renders.remember_idempotent(key, [r.render_id for r in records])
+            except Exception as exc:  # noqa: BLE001 - this caller's error, the others go on
+                error = exc
+            else:
+                for rec in records:
+                    rec.saved_state = rec.state
+            loop.call_soon_threadsafe(_settle, fut, error)
+
+
+def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)
+
+
 class _Journal:
     """One render's writes, off the event loop and O(1) per task.
 
@@ -124,12 +211,17 @@ class _Journal:
         self.renders, self.rec, self.seq, self.interval_s = renders, rec, seq, interval_s
         self.lock = asyncio.Lock()
         self._log: dict[str, dict[str, Any]] = {}
+        self._in_flight: tuple[int, dict[str, dict[str, Any]]] | None = None  # the log entry being written
         self._dirty = False
         self._last_record = 0.0
         self._kick = asyncio.Event()
         self._writer: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+
+    def defer_record(self) -> None:
+        """The record was just written: the next rewrite waits out `interval_s` like progress does."""
+        self._last_record = time.monotonic()
 
     def record_changed(self) -> None:
         self._dirty = True
@@ -165,7 +257,9 @@ class _Journal:
             if self._log:
                 batch, self._log = self._log, {}
                 seq, self.seq = self.seq, self.seq + 1
+                self._in_flight = (seq, batch)
                 await store_io(self.renders.append_results, self.rec.render_id, seq, batch)
+                self._in_flight = None
 
     async def save_record(self) -> None:
         """Write render.json now (and move the state index when the state changed)."""
@@ -191,6 +285,8 @@ class _Journal:
         self._closed = True
         if self._writer is not None:
             self._writer.cancel()
+        if self._in_flight is not None:  # its thread may not have written it yet: the same entry again
+            self.renders.append_results(self.rec.render_id, *self._in_flight)
         if self._log:
             batch, self._log = self._log, {}
             self.renders.append_results(self.rec.render_id, self.seq, batch)
@@ -223,6 +319,7 @@ class Orchestrator:
         self._user_cancelled: set[str] = set()
         self._fresh: set[str] = set()  # created by this orchestrator, not started yet: no task log to read
         self._creating: dict[str, tuple[asyncio.Lock, int]] = {}  # idempotency key -> (lock, users)
+        self._commit = _GroupCommit(self.renders)
 
     # -- creation -----------------------------------------------------------------------------
     async def create(
@@ -241,12 +338,13 @@ class Orchestrator:
                 "(split it into several requests)"
             )
         # resolves the host (refusing internal addresses): a blocking lookup, off the event loop
-        webhook_url = await asyncio.to_thread(
-            validate_webhook_url, webhook_url, self.webhooks.cfg.allow_hosts
-        )
+        if webhook_url.strip():
+            webhook_url = await create_io(validate_webhook_url, webhook_url, self.webhooks.cfg.allow_hosts)
+        else:
+            webhook_url = ""
         async with self._creating_with(idempotency_key):
             if idempotency_key:
-                known = await store_io(self.renders.lookup_idempotent, idempotency_key)
+                known = await create_io(self.renders.lookup_idempotent, idempotency_key)
                 if known is not None:
                     return [await self.fetch(rid) for rid in known]
             checked = []
@@ -257,7 +355,7 @@ class Orchestrator:
                     prefix = f"render {i + 1} of {len(specs)}: " if len(specs) > 1 else ""
                     raise type(exc)(prefix + exc.message) from exc
             if adm.check_inputs:
-                await store_io(self._check_inputs, checked)
+                await create_io(self._check_inputs, checked)
             if len(self._queue) + len(checked) > adm.max_queued:
                 raise ResourceExhausted(
                     f"{len(self._queue)} renders are queued on this orchestrator (at most "
@@ -276,11 +374,8 @@ class Orchestrator:
         return records
 
     async def _save_new(self, records: list[RenderRecord], idempotency_key: str) -> None:
-        """Every record (with its index entries) at once, in worker threads; then the idempotency key."""
-        await asyncio.gather(*(store_io(self.renders.save, r) for r in records))
-        if idempotency_key:
-            ids = [r.render_id for r in records]
-            await store_io(self.renders.remember_idempotent, idempotency_key, ids)
+        """Every record with its index entries, then the idempotency key, by group commit."""
+        await self._commit.commit(records, idempotency_key)
         self._fresh.update(r.render_id for r in records)
 
     def _check_inputs(self, specs: list[RenderSpec]) -> None:
@@ -359,7 +454,8 @@ class Orchestrator:
         speech = rec.results.get("speech")
         if speech is None:
             raise RuntimeError("speech result missing")
-        return build_plan(rec.spec, float(speech["duration_s"]))
+        # a face video's plan needs the face task's result (its frame rate and size)
+        return build_plan(rec.spec, float(speech["duration_s"]), rec.results.get("face"))
 
     def _executor_for(self, rec: RenderRecord) -> Executor:
         """Executors that need the render (its id for output keys, synthetic mode) expose for_render."""
@@ -386,6 +482,11 @@ class Orchestrator:
         speech = rec.results.get("speech", {})
         ref = rec.results.get("reference", {})
         if ref and speech.get("duration_s"):
+            # --offset random: the start is chosen now that both lengths are known (same seed, same start)
+            # and kept in the record's spec, which Render.spec reports (orchestrator/spec.py)
+            rec.spec = resolve_reference_offset(
+                rec.spec, float(ref["duration_s"]), float(speech["duration_s"])
+            )
             need = rec.spec.reference_offset_s + float(speech["duration_s"])
             if float(ref["duration_s"]) + 1e-3 < need:
                 raise TaskFailed(
@@ -403,25 +504,32 @@ class Orchestrator:
         rid = rec.render_id
         journal: _Journal | None = None
         try:
-            if rid in self._fresh:  # created here: no task log yet
+            fresh = rid in self._fresh
+            if fresh:  # created here: no task log yet
                 self._fresh.discard(rid)
                 done, seq = {}, 0
             else:
                 done, seq = await store_io(self._resume_point, rid)
             rec.results = {**done, **rec.results}
             journal = _Journal(self.renders, rec, seq, self.admission.progress_interval_s)
+            if fresh:
+                # just saved QUEUED: RUNNING is written with the first progress, not at once (a burst of
+                # creations is not slowed by the renders it starts; a crash meanwhile resumes it queued)
+                journal.defer_record()
             rec.state = RUNNING
             journal.record_changed()  # written by the journal's writer, in order, while the render runs
             await self._notify(rid)
             await self._first_tasks(rec, journal)
             plan = self._plan(rec)
+            hls = self._playlist(rec, plan, journal)
             sched = Scheduler(
                 plan, self._executor_for(rec), self.limits, self.retry, rec.task_results(), None
             )
-            sched.on_done = self._on_done(rec, sched, journal)
+            sched.on_done = self._on_done(rec, sched, journal, hls)
             self._running[rid] = (self._running[rid][0], sched)
             self._progress(rec, sched)
             results = await sched.run()
+            await hls.end()  # #EXT-X-ENDLIST: every segment is listed
             rec.output_key = results["encode"].outputs["video"]
             rec.state = SUCCEEDED
             slog.info("render succeeded: %s", rec.output_key)
@@ -483,9 +591,27 @@ class Orchestrator:
         rec.progress = {s: [p.done.get(s, 0), t] for s, t in sorted(p.total.items())}
         rec.eta_s = p.eta_s(self.limits)
 
-    def _on_done(self, rec: RenderRecord, sched: Scheduler, journal: _Journal):
+    def _playlist(self, rec: RenderRecord, plan: Plan, journal: _Journal) -> PlaylistPublisher:
+        """The render's HLS playlist (orchestrator/hls.py): on its first listed segment, Render.playlist
+        and first_playable_s are set (once: a resumed render keeps its first figure)."""
+        rid = rec.render_id
+
+        def on_first() -> None:
+            if not rec.playlist_key:
+                rec.playlist_key = playlist_key(rid)
+                rec.first_playable_s = max(0.0, time.time() - created_unix(rid, rec.created_at))
+                journal.record_changed()
+                asyncio.get_running_loop().create_task(self._notify(rid))
+
+        hls = PlaylistPublisher(self.renders.store, rid, plan, store_io, on_first)
+        hls.seed(rec.results)  # segments a resumed render finished before
+        return hls
+
+    def _on_done(self, rec: RenderRecord, sched: Scheduler, journal: _Journal, hls: PlaylistPublisher):
         def on_done(task: Task, res: TaskResult) -> None:
             rec.results[task.id] = dict(res.outputs)
+            if task.stage == "hls" and task.segment is not None:
+                hls.segment_done(task.segment)
             done = sched.progress.done
             pair = rec.progress.get(task.stage)
             if pair is not None:
@@ -601,10 +727,11 @@ class Orchestrator:
         """Yield the record now and after every change, until it reaches a terminal state (a render
         another replica runs is polled from the store every `timeout_s`)."""
         rec = await self.fetch(render_id)
+        state = rec.state  # as yielded: a live record may change while the consumer holds it
         yield rec
         cond = self._cond(render_id)
         try:
-            while rec.state not in TERMINAL:
+            while state not in TERMINAL:
                 async with cond:
                     try:
                         await asyncio.wait_for(cond.wait(), timeout_s)
@@ -614,6 +741,7 @@ class Orchestrator:
                     rec = await self.fetch(render_id)
                 except NotFound:
                     return
+                state = rec.state
                 yield rec
         finally:
             if not cond._waiters:  # noqa: SLF001

@@ -108,6 +108,8 @@ KIND = {
 
 @adapter("face")
 def _face(call: StageCall, task: Task, deps: Mapping[str, TaskResult]) -> Outputs:
+    if task.params.get("kind") == "video":  # a face video (dubbing): orchestrator/adapters_models.py
+        return ADAPTERS["face.video"](call, task, deps)
     ing = call(
         "media",
         "Ingest",
@@ -159,7 +161,11 @@ def _driver(call: StageCall, task: Task, deps: Mapping[str, TaskResult]) -> Outp
             "media",
             "ProceduralMotion",
             media_pb2.ProceduralMotionRequest(
-                face=ref(out(deps, "face", "crop")), segment=seg, seed=p["seed"], ctx=call.ctx
+                face=ref(out(deps, "face", "crop")),
+                segment=seg,
+                seed=p["seed"],
+                motion=p.get("motion", ""),
+                ctx=call.ctx,
             ),
         )
         return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
@@ -223,3 +229,31 @@ def _encode(call: StageCall, task: Task, deps: Mapping[str, TaskResult]) -> Outp
         "width": r.info.width,
         "height": r.info.height,
     }
+
+
+@adapter("hls")
+def _hls(call: StageCall, task: Task, deps: Mapping[str, TaskResult]) -> Outputs:
+    """One HLS segment of the final frames (issue #18), written next to the render's playlist."""
+    from orchestrator.hls import segment_name
+    from orchestrator.spec import FPS
+
+    p = task.params
+    prev = next(d for d in task.deps if d != "speech")
+    rate = float(p.get("rate") or FPS)  # the plan's frame rate (a face video's own)
+    start_s = p["start"] / rate
+    end_s = min(p["end"] / rate, float(p["duration_s"]))
+    rid = call.rc.render_id
+    key = f"renders/{rid}/hls/{segment_name(task.segment or 0)}" if rid else ""
+    r = call(
+        "media",
+        "EncodeSegment",
+        media_pb2.EncodeSegmentRequest(
+            pack=ref(out(deps, prev, "pack")),
+            audio=ref(out(deps, "speech", "audio")),
+            start_s=start_s,
+            end_s=end_s,
+            output_key=key,
+            ctx=call.ctx,
+        ),
+    )
+    return {"segment": r.segment.key, "duration_s": r.duration_s, "cache_hit": r.metrics.cache_hit}

@@ -46,10 +46,11 @@ class Plan:
     segments: tuple[tuple[int, int], ...]
     tasks: Mapping[str, Task]
     final: str  # id prefix of the last per-segment stage feeding the encode
+    fps: float = 0.0  # a face video's own rate (0: the spec's)
 
     @property
     def fps_out(self) -> float:
-        return self.spec.fps_out
+        return self.fps or self.spec.fps_out
 
     def by_stage(self) -> dict[str, list[Task]]:
         out: dict[str, list[Task]] = {}
@@ -104,8 +105,9 @@ def _globals(b: _Builder, s: RenderSpec) -> None:
         b.add("speech", "tts", text=s.text, voice=s.voice, backend=s.tts_backend, seed=s.seed)
     else:
         b.add("speech", "ingest", key=s.audio_key, kind="audio")
-    b.add("audio16k", "audio", ("speech",), rates=(16000,))
-    b.add("wav2lip.mel", "wav2lip", ("audio16k",), fps=FPS)
+    if not s.keep_lips:  # keep_lips: the reference video's own mouth, no Wav2Lip (nor its mel)
+        b.add("audio16k", "audio", ("speech",), rates=(16000,))
+        b.add("wav2lip.mel", "wav2lip", ("audio16k",), fps=FPS)
     b.add("fomm1.prepare", "fomm", ("face", "driver/0"), checkpoint="vox")
 
 
@@ -123,7 +125,14 @@ def _driver(b: _Builder, s: RenderSpec) -> None:
             segment_frames=s.segment_frames,
         )
     else:
-        b.per_segment("driver", "procedural", lambda k: ("face", "speech"), seed=s.seed, size=256)
+        b.per_segment(
+            "driver",
+            "procedural",
+            lambda k: ("face", "speech"),
+            seed=s.seed,
+            size=256,
+            motion=s.motion_preset,
+        )
 
 
 def _pass1(b: _Builder, s: RenderSpec) -> str:
@@ -135,19 +144,21 @@ def _pass1(b: _Builder, s: RenderSpec) -> str:
         mode="relative",
         adapt_movement_scale=True,
     )
-    # the smoothed face-box track is a per-render global over the whole pass-1 clip (docs/architecture.md §3)
-    b.add("wav2lip.track", "wav2lip", tuple(f"fomm1/{k}" for k in range(n)) + ("face",), pads=s.pads)
-    b.per_segment(
-        "wav2lip",
-        "wav2lip",
-        lambda k: (f"fomm1/{k}", "wav2lip.track", "wav2lip.mel"),
-        checkpoint=s.wav2lip_checkpoint,
-    )
+    mouth = "fomm1"  # keep_lips: FOMM's frames keep the reference's mouth; GFPGAN reads them directly
+    if not s.keep_lips:
+        # the smoothed face-box track is a per-render global over the whole pass-1 clip (docs/architecture.md §3)
+        b.add("wav2lip.track", "wav2lip", tuple(f"fomm1/{k}" for k in range(n)) + ("face",), pads=s.pads)
+        mouth = b.per_segment(
+            "wav2lip",
+            "wav2lip",
+            lambda k: (f"fomm1/{k}", "wav2lip.track", "wav2lip.mel"),
+            checkpoint=s.wav2lip_checkpoint,
+        )
     final = s.passes == 1
     b.per_segment(
         "gfpgan1",
         "gfpgan",
-        lambda k: (f"wav2lip/{k}",),
+        lambda k: (f"{mouth}/{k}",),
         version=s.gfpgan_version,
         upscale=s.upscale if final else 1,
         output_size=0 if final else 256,
@@ -216,14 +227,76 @@ def _post(b: _Builder, s: RenderSpec, last: str) -> str:
     return last
 
 
-def build_plan(spec: RenderSpec, audio_duration_s: float) -> Plan:
-    """The task graph for one render of `audio_duration_s` seconds (cut to draft_seconds if set)."""
+# -- a video as the face (dubbing, issue #15) ------------------------------------------------------
+# Raw bytes of one segment's frames a face video aims for: a 1080p frame is 6.2 MB, so 1080p segments
+# hold 20 frames (~124 MB raw while a stage holds the pack, ~40-70 MB stored after zstd); small videos
+# keep `segment_frames`.
+VIDEO_SEGMENT_BYTES = 125_000_000
+FACE_CHECK_SAMPLES = 8  # frames spread over the video that the render's first task looks for a face in
+
+
+def video_segment_frames(width: int, height: int, wanted: int) -> int:
+    """Frames per segment for a face video of width x height: `wanted`, fewer when packs would be big."""
+    return max(1, min(wanted, VIDEO_SEGMENT_BYTES // max(1, width * height * 3)))
+
+
+def _video_plan(spec: RenderSpec, duration: float, face: Mapping[str, Any] | None) -> Plan:
+    """No FOMM: the video's own frames (ping-pong over it, at its rate and size) -> face track ->
+    Wav2Lip -> GFPGAN on square face crops -> feathered paste into the original frames -> encode.
+    `face` is the face task's result (rate, size, source frames); before it exists (the first tasks)
+    a placeholder gives the same global tasks."""
+    f = face or {}
+    fps = float(f.get("fps") or FPS)
+    n_frames = frame_count(duration, fps)
+    seg = video_segment_frames(int(f.get("width") or 16), int(f.get("height") or 16), spec.segment_frames)
+    segments = tuple((st, min(n_frames, st + seg)) for st in range(0, n_frames, seg))
+    b = _Builder(spec, segments, n_frames)
+    b.add("face", "face", key=spec.face_key, kind="video", sample=FACE_CHECK_SAMPLES, pads=spec.pads)
+    if spec.text:
+        b.add("speech", "tts", text=spec.text, voice=spec.voice, backend=spec.tts_backend, seed=spec.seed)
+    else:
+        b.add("speech", "ingest", key=spec.audio_key, kind="audio")
+    b.add("audio16k", "audio", ("speech",), rates=(16000,))
+    b.add("wav2lip.mel", "wav2lip", ("audio16k",), fps=fps)
+    b.per_segment("vframes", "cut", lambda k: ("face",))
+    # the smoothed track is a per-render global (Wav2Lip's 5-frame smoothing spans segments); frames
+    # without a face carry a box for Wav2Lip and are passed through unchanged by the paste
+    b.add("vtrack", "wav2lip", tuple(f"vframes/{k}" for k in range(b.n)), pads=spec.pads)
+    b.per_segment(
+        "vlips",
+        "wav2lip",
+        lambda k: (f"vframes/{k}", "vtrack", "wav2lip.mel"),
+        checkpoint=spec.wav2lip_checkpoint,
+    )
+    b.per_segment("vcrop", "paste", lambda k: (f"vlips/{k}", "vtrack"))
+    b.per_segment(
+        "vrestore", "gfpgan", lambda k: (f"vcrop/{k}",), version=spec.gfpgan_version, seed=spec.seed
+    )
+    b.per_segment("vpaste", "paste", lambda k: (f"vframes/{k}", "vtrack", f"vrestore/{k}"))
+    b.per_segment(
+        "hls", "hls", lambda k: (f"vpaste/{k}", "speech"), duration_s=duration, rate=fps
+    )  # issue #18
+    b.add(
+        "encode",
+        "encode",
+        tuple(f"vpaste/{k}" for k in range(b.n)) + ("speech",),
+        fps=fps,
+        duration_s=duration,
+    )
+    return Plan(spec, duration, n_frames, segments, dict(b.tasks), "vpaste", fps)
+
+
+def build_plan(spec: RenderSpec, audio_duration_s: float, face: Mapping[str, Any] | None = None) -> Plan:
+    """The task graph for one render of `audio_duration_s` seconds (cut to draft_seconds if set).
+    `face`: the face task's result, which a face video's plan needs (its rate and size)."""
     check(spec)
     duration = min(audio_duration_s, spec.draft_seconds) if spec.draft_seconds else audio_duration_s
     if duration <= 0:
         from lihq.errors import InvalidInput
 
         raise InvalidInput("the speech is empty (0 s)")
+    if spec.face_video:
+        return _video_plan(spec, duration, face)
     n_frames = n_frames_for(duration)
     seg = spec.segment_frames
     segments = tuple((st, min(n_frames, st + seg)) for st in range(0, n_frames, seg))
@@ -235,6 +308,8 @@ def build_plan(spec: RenderSpec, audio_duration_s: float) -> Plan:
         last = _pass2(b, spec)
     last = _post(b, spec, last)
     final = last
+    # HLS (issue #18): each final segment also becomes a playable MPEG-TS segment as soon as it exists
+    b.per_segment("hls", "hls", lambda k: (f"{final}/{k}", "speech"), duration_s=duration)
     b.add(
         "encode",
         "encode",

@@ -17,7 +17,7 @@ from lihq.grpc.health import HealthMixin
 from lihq.v1 import common_pb2, render_pb2
 from orchestrator import tenancy, uploads
 from orchestrator.convert import STATE_NAMES, render_to_proto, spec_from_proto
-from orchestrator.core import Orchestrator
+from orchestrator.core import Orchestrator, create_io
 from orchestrator.spec import check, with_defaults
 from orchestrator.state import RenderRecord
 
@@ -84,10 +84,10 @@ class RenderServicer(HealthMixin):
                 except InvalidInput as exc:
                     raise InvalidInput(where + exc.message) from None
             checker = tenancy.RefChecker(self.orch.renders.store, who, self._owner_of, tenancy.probe_media)
-            for i, p in enumerate(request.renders):
-                where = f"render {i + 1}: " if len(request.renders) > 1 else ""
-                await asyncio.to_thread(checker.check_spec, p, where)
-        specs = [spec_from_proto(p) for p in request.renders]
+        else:
+            checker = None
+        # every store check of the request in one worker thread, on the creation threads (orchestrator/core.py)
+        specs = await create_io(_store_checks, checker, self.orch.renders.store, request.renders)
         if grpc_context is not None and request.renders:
             # this replica's queued + running renders of the tenant: counted in memory, no store scan
             self.quotas.check_running(self.orch.unfinished_count(who.tenant), len(specs))
@@ -159,6 +159,76 @@ class RenderServicer(HealthMixin):
                 raise
             apply_error(grpc_context, exc)
             raise WatchAborted(str(exc)[:200]) from None
+
+    async def ReadRenderFile(  # noqa: N802
+        self, request: render_pb2.ReadRenderFileRequest, grpc_context: Any = None
+    ) -> AsyncIterator[render_pb2.ReadRenderFileChunk]:
+        """Server stream: one of the caller's own render's files (output.mp4, hls/<name>) in chunks of
+        at most 1 MiB from `offset`; the first chunk carries the total size (lihq/client.py, `lihq ui`)."""
+        try:
+            who = self._principal(grpc_context, "read", "read render files")
+            name = check_render_file_name(request.name)
+            rid = (await self._owned(who, request.render_id)).render_id
+            if request.offset < 0:
+                raise InvalidInput(f"offset={request.offset}: must be >= 0")
+            store, key = self.orch.renders.store, f"renders/{rid}/{name}"
+            try:
+                size = (await asyncio.to_thread(store.stat, key)).size
+            except NotFound:
+                raise NotFound(f"render {rid!r} has no file {name!r} (yet)") from None
+            if request.offset > size:
+                raise InvalidInput(f"offset={request.offset} is past the end of {name!r} ({size} bytes)")
+            first = True
+            async for data in _read_range(store, key, request.offset):
+                yield render_pb2.ReadRenderFileChunk(data=data, total_size=size if first else 0)
+                first = False
+            if first:  # an empty file, or offset == size: the size alone
+                yield render_pb2.ReadRenderFileChunk(total_size=size)
+        except Exception as exc:  # the stream ends with the error's status
+            if grpc_context is None:
+                raise
+            apply_error(grpc_context, exc)
+            raise WatchAborted(str(exc)[:200]) from None
+
+
+FILE_CHUNK = 1024 * 1024
+_HLS_NAME = re.compile(r"hls/[A-Za-z0-9][A-Za-z0-9_-]{0,100}(\.[A-Za-z0-9]{1,8})?")
+
+
+def check_render_file_name(name: str) -> str:
+    """The files of a render a client may read: its output and its HLS playlist + segments."""
+    if name == "output.mp4" or _HLS_NAME.fullmatch(name):
+        return name
+    shown = repr(name if len(name) <= 60 else name[:60] + "…")
+    raise InvalidInput(
+        f"name {shown}: a render's readable files are 'output.mp4' and 'hls/<file>' (e.g. 'hls/index.m3u8')"
+    )
+
+
+async def _read_range(store: Any, key: str, offset: int) -> AsyncIterator[bytes]:
+    """The object's bytes from `offset`, at most FILE_CHUNK per piece, read in a worker thread."""
+    chunks = store.iter_chunks(key, FILE_CHUNK)
+    skip = offset
+    try:
+        while (data := await asyncio.to_thread(next, chunks, None)) is not None:
+            if skip >= len(data):
+                skip -= len(data)
+                continue
+            data, skip = data[skip:], 0
+            for i in range(0, len(data), FILE_CHUNK):
+                yield data[i : i + FILE_CHUNK]
+    finally:
+        chunks.close()
+
+
+def _store_checks(checker: tenancy.RefChecker | None, store: Any, renders: Any) -> list[Any]:
+    """CreateRender's checks that read the store (blocking): each reference (exists, the caller's,
+    size / sha256, a background decodes), then each face's kind from its header (a video face:
+    dubbing, issue #15). Returns the orchestrator's specs."""
+    for i, p in enumerate(renders):
+        if checker is not None:
+            checker.check_spec(p, f"render {i + 1}: " if len(renders) > 1 else "")
+    return [tenancy.with_face_kind(store, spec_from_proto(p)) for p in renders]
 
 
 def encode_page_token(after: str, state: str) -> str:

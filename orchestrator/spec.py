@@ -9,6 +9,7 @@ interpolation, no background, 25 fps, 50-frame segments.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,8 @@ WAV2LIP_CHECKPOINTS = ("wav2lip", "wav2lip_gan")
 GFPGAN_VERSIONS = ("1.3", "1.4")
 MAX_INTERPOLATE = 7
 MAX_TEXT_CHARS = 20_000
+# services/media/procedural_motion.py PRESETS (tests check they agree; the planner does not import the media stage)
+MOTION_PRESETS = ("calm", "lively", "nodding", "still", "sway")
 _HEX_COLOR = re.compile(r"^#?[0-9a-fA-F]{6}$")
 _NAMED = {"green", "blue", "black", "white", "red", "gray", "grey"}
 
@@ -63,6 +66,10 @@ class RenderSpec:
     draft_seconds: float = 0.0
     seed: int = 0
     segment_frames: int = 50
+    keep_lips: bool = False  # the reference video's own mouth: no Wav2Lip (needs a reference video)
+    motion_preset: str = ""  # RenderSpec.motion: a procedural-motion preset, "" = sway (MOTION_PRESETS)
+    reference_offset_random: bool = False  # pick reference_offset_s from the seed (choose_reference_offset)
+    face_video: bool = False  # the face is a video (dubbing, issue #15): set from the file's header
 
     @property
     def fps_out(self) -> float:
@@ -113,7 +120,51 @@ def _motion_problems(s: RenderSpec) -> list[str]:
         out.append("reference_offset_s is set but no reference video was given")
     if not math.isfinite(s.draft_seconds) or s.draft_seconds < 0:
         out.append(f"draft_seconds={s.draft_seconds}: must be >= 0 (0 renders everything)")
+    return out + _option_problems(s)
+
+
+def _option_problems(s: RenderSpec) -> list[str]:
+    """keep_lips, motion presets and the random reference offset (issue #15)."""
+    out = []
+    if s.keep_lips and not s.reference_video_key:
+        out.append(
+            "keep_lips needs a reference video whose speaker says the same words (without one, Wav2Lip "
+            "must make the mouth)"
+        )
+    if s.motion_preset and s.motion_preset not in MOTION_PRESETS:
+        out.append(f"motion {s.motion_preset[:40]!r}: expected one of {', '.join(MOTION_PRESETS)}")
+    elif s.motion_preset and s.reference_video_key:
+        out.append(
+            f"motion {s.motion_preset!r} shapes procedural motion only; with a reference video the video "
+            "moves the head (drop one of them)"
+        )
+    if s.reference_offset_random and not s.reference_video_key:
+        out.append("reference_offset_random (--offset random) needs a reference video")
     return out
+
+
+def choose_reference_offset(seed: int, reference_s: float, need_s: float) -> float:
+    """The start `reference_offset_random` picks: uniform in [0, reference_s - need_s], a pure function of
+    (seed, the two lengths), floored to whole milliseconds so that printing it and passing it back as
+    reference_offset_s repeats the render exactly. A reference shorter than need_s gives 0 (the length
+    check then refuses it)."""
+    span = reference_s - need_s
+    if not (math.isfinite(span) and span > 0):
+        return 0.0
+    digest = hashlib.sha256(f"lihq-reference-offset/1:{seed}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64  # [0, 1)
+    return math.floor(u * span * 1000) / 1000
+
+
+def resolve_reference_offset(s: RenderSpec, reference_s: float, speech_s: float) -> RenderSpec:
+    """With reference_offset_random, the spec with its chosen reference_offset_s (else `s` unchanged).
+    The span leaves room for the whole speech and for the frame count's rounding (25 fps, half up)."""
+    if not s.reference_offset_random:
+        return s
+    from lihq.media import frame_count
+
+    need = max(speech_s, frame_count(speech_s, FPS) / FPS)
+    return replace(s, reference_offset_s=choose_reference_offset(s.seed, reference_s, need))
 
 
 def _background_problems(s: RenderSpec) -> list[str]:
@@ -161,8 +212,33 @@ def _bounds_problems(s: RenderSpec) -> list[str]:
     return out
 
 
+def _face_video_problems(s: RenderSpec) -> list[str]:
+    """A face video keeps its own frames, motion and size: the options that reshape them do not apply."""
+    if not s.face_video:
+        return []
+    clash = [
+        name
+        for name, on in (
+            ("reference_video", bool(s.reference_video_key)),
+            ("keep_lips", s.keep_lips),
+            ("motion", bool(s.motion_preset)),
+            ("interpolate", bool(s.interpolate)),
+            ("background", s.background.kind != "none"),
+            ("paste_back", s.paste_back),
+        )
+        if on
+    ]
+    if not clash:
+        return []
+    return [
+        "face is a video (dubbing: its own frames, motion and size are kept); these options are for a "
+        f"face image only: {', '.join(clash)}"
+    ]
+
+
 def validate(s: RenderSpec) -> list[str]:
     problems = [] if s.face_key else ["a face image is required"]
+    problems += _face_video_problems(s)
     for part in (_speech_problems, _model_problems, _motion_problems, _background_problems, _bounds_problems):
         problems += part(s)
     return problems

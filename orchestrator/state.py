@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -75,6 +76,8 @@ class RenderRecord:
     webhook_url: str = ""
     webhook: dict[str, Any] = field(default_factory=dict)  # delivery outcome: orchestrator/webhook.py
     tenant: str = ""  # who created it (lihq.auth); '' = before tenants / in-process
+    playlist_key: str = ""  # renders/<id>/hls/index.m3u8 once a segment is listed (orchestrator/hls.py)
+    first_playable_s: float = 0.0  # seconds from creation until then
     # not persisted: the state this record had when last read or written (which index entry to move),
     # and the position in this replica's queue (1 = next to start) while QUEUED
     saved_state: str = field(default="", repr=False, compare=False)
@@ -139,6 +142,16 @@ class RenderStore:
         self.write(rec.render_id, rec.to_json(), rec.state, rec.saved_state)
         rec.saved_state = rec.state
 
+    def creation_writes(self, rec: RenderRecord) -> list[Callable[[], Any]]:
+        """The writes a never-saved record is saved with: the record and its two index entries (`_all`,
+        `_state/<STATE>`: empty markers); independent, so they may run at once."""
+        body = rec.to_json()
+        return [
+            functools.partial(self.store.put_bytes, self.key(rec.render_id), body, "application/json"),
+            functools.partial(self.store.put_marker, self.index_key("", rec.render_id)),
+            functools.partial(self.store.put_marker, self.index_key(rec.state, rec.render_id)),
+        ]
+
     def write(self, render_id: str, body: bytes, state: str, saved_state: str) -> None:
         """`save` with the record already serialised (by the event loop that owns it): the body and,
         when the state moved from `saved_state` ('' = never written), the new index entries, all at
@@ -152,10 +165,9 @@ class RenderStore:
         if len(keys) == 1:
             self.store.put_bytes(keys[0], body, "application/json")
         else:
-            bodies = [body] + [b""] * (len(keys) - 1)
-            list(
-                _io_pool().map(lambda kb: self.store.put_bytes(kb[0], kb[1]), zip(keys, bodies, strict=True))
-            )
+            writes = [functools.partial(self.store.put_bytes, keys[0], body, "application/json")]
+            writes += [functools.partial(self.store.put_marker, k) for k in keys[1:]]
+            list(_io_pool().map(lambda write: write(), writes))
         if saved_state and saved_state != state:
             self.store.delete(self.index_key(saved_state, render_id))
 

@@ -154,3 +154,32 @@ def probe_media(path: Path, kind: str) -> Any:
     from services.media.runner import MediaRunner
 
     return MediaRunner().probe_upload(path, kind)
+
+
+def with_face_kind(store: ObjectStore, spec: Any) -> Any:
+    """`spec` (an orchestrator RenderSpec) with `face_video` set from the face object's header: a video
+    container's signature (services/media/video_face.py looks_like_video), else ffprobe of the file
+    when the header is not one it knows. Cheap: one 4 KiB read for every image and common video. A face
+    that cannot be read keeps the image path, whose first task names the problem. A video face with
+    options for images only is INVALID_ARGUMENT here."""
+    from dataclasses import replace
+
+    from orchestrator.spec import check, with_defaults
+    from services.media.video_face import is_video_file, looks_like_video
+
+    if not spec.face_key:
+        return spec
+    try:
+        head = next(store.iter_chunks(spec.face_key, 4096), b"")[:4096]
+        video = looks_like_video(head)
+        if video is None:
+            with tempfile.TemporaryDirectory(prefix="lihq-face-") as tmp:
+                path = Path(tmp) / "face"
+                store.get_file(spec.face_key, path)
+                video = is_video_file(path)
+    except LihqError:
+        return replace(spec, face_video=False)
+    out = replace(spec, face_video=bool(video))
+    if out.face_video:
+        check(with_defaults(out))
+    return out

@@ -115,13 +115,8 @@ def _store(store: ObjectStore, key: str, path: str) -> tuple[ObjectInfo, bool]:
 
 
 def chunks(path: str | os.PathLike, chunk: int = CHUNK):
-    """Client side: the request messages for one local file (name first, its digest last)."""
-    from lihq.v1 import render_pb2
+    """Client side: the request messages for one local file (kept for callers of this name; the client
+    code lives in lihq/client.py)."""
+    from lihq.client import upload_requests
 
-    digest = hashlib.sha256()
-    yield render_pb2.UploadInputRequest(filename=os.path.basename(os.fspath(path)))
-    with open(path, "rb") as f:
-        while data := f.read(chunk):
-            digest.update(data)
-            yield render_pb2.UploadInputRequest(data=data)
-    yield render_pb2.UploadInputRequest(sha256=digest.hexdigest())
+    return upload_requests(path, chunk)

@@ -44,8 +44,8 @@ for mod in (lihq, services):
     assert Path(mod.__file__).resolve().is_relative_to(root), (mod.__file__, root)
 from lihq.weights import is_synthetic, registry
 from services.fomm.checkpoint import load_nets
-from services.wav2lip.checkpoints import load_s3fd, load_wav2lip
-from services.gfpgan.models import load_face_helper, load_restorer
+from services.wav2lip.checkpoint import load_s3fd, load_wav2lip
+from services.gfpgan.checkpoint import load_face_helper, load_restorer
 load_nets(registry.local_path(registry.get_entry("fomm"), wdir))
 load_wav2lip(registry.local_path(registry.get_entry("wav2lip_gan"), wdir))
 load_s3fd(registry.local_path(registry.get_entry("s3fd"), wdir))

@@ -249,9 +249,10 @@ def recommend(
     return Allocation(gpus, media)
 
 
-# orchestrator tasks beyond the chain's model ops: orchestrator/plan.py makes 6 per segment for passes 2
-# plus 8 per-render globals (38 tasks for a 10 s render of 5 segments, 10,808 for 3600 s)
-PLAN_TASKS_PER_SEGMENT_EXTRA = 0.0
+# orchestrator tasks beyond the chain's model ops: orchestrator/plan.py makes 7 per segment for passes 2
+# (the chain's 6 + the HLS segment, issue #18) plus 8 per-render globals (43 tasks for a 10 s render of
+# 5 segments)
+PLAN_TASKS_PER_SEGMENT_EXTRA = 1.0
 PLAN_GLOBAL_TASKS = 8
 
 

@@ -1,47 +1,29 @@
-"""`lihq submit / watch / status / cancel / list`: talk to a running RenderService (`lihq serve`, or a
-cluster's proxy) over gRPC. Inputs go up through RenderService.UploadInput (no store credentials needed)
-and land content-addressed under the tenant's tenants/<tenant>/inputs/<sha256>.<ext>. Every call sends
-`authorization: Bearer <token>` with the token of LIHQ_API_TOKEN, else of $LIHQ_HOME/api-token."""
+"""`lihq upload / submit / watch / status / cancel / list / download`: talk to a running RenderService
+(`lihq serve`, or a cluster's proxy) through lihq.client.Client. Inputs go up through
+RenderService.UploadInput (no store credentials needed) and land content-addressed under the tenant's
+tenants/<tenant>/inputs/<sha256>.<ext>. Every call sends `authorization: Bearer <token>` with --token,
+else LIHQ_API_TOKEN, else the token in $LIHQ_HOME/api-token."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-import grpc
 from rich.console import Console
 
+from lihq.client import STATE_NAMES as STATE
 from lihq.errors import InvalidInput
-from lihq.grpc.errors import error_from_rpc
 
-STATE = {0: "UNSPECIFIED", 1: "QUEUED", 2: "RUNNING", 3: "SUCCEEDED", 4: "FAILED", 5: "CANCELLED"}
 address_opt = click.option(
     "--address", default="127.0.0.1:9000", show_default=True, help="RenderService address."
 )
 app_opt = click.option("--application", default="orchestrator", show_default=True, help="Serve app name.")
 
 
-def _stub(address: str):
-    from lihq.grpc.client import open_channel
-    from lihq.v1 import render_pb2_grpc
+def _client(address: str, application: str):
+    from lihq.client import Client
 
-    return render_pb2_grpc.RenderServiceStub(open_channel(address))
-
-
-def _metadata(application: str) -> tuple[tuple[str, str], ...]:
-    """`application` for Serve's proxy, and the API token: LIHQ_API_TOKEN, else $LIHQ_HOME/api-token
-    (the admin token `lihq serve` saved there on its first start)."""
-    from lihq.auth import client_token
-
-    token = client_token()
-    return (("application", application),) + ((("authorization", f"Bearer {token}"),) if token else ())
-
-
-def _call(fn, request, application: str, timeout: float = 120.0):
-    try:
-        return fn(request, metadata=_metadata(application), timeout=timeout)
-    except grpc.RpcError as exc:
-        raise error_from_rpc(exc) from exc
+    return Client(address, application=application)
 
 
 def _line(r) -> str:
@@ -56,13 +38,9 @@ def _line(r) -> str:
     return out
 
 
-def upload_file(stub, path: Path, application: str, what: str = "file") -> str:
-    """Stream one local file to UploadInput; return its inputs/ key."""
-    from orchestrator.uploads import chunks
-
-    if not path.is_file():
-        raise InvalidInput(f"{what} {path}: no such file")
-    return _call(stub.UploadInput, chunks(path), application, timeout=3600).object.key
+def upload_file(client, path: Path, what: str = "file") -> str:
+    """Upload one local file; return its inputs/ key."""
+    return client.upload(path, what=what).key
 
 
 @click.command()
@@ -71,9 +49,9 @@ def upload_file(stub, path: Path, application: str, what: str = "file") -> str:
 @app_opt
 def upload(files, address, application):
     """Upload files through RenderService.UploadInput; print each one's key (use it in a RenderSpec)."""
-    stub = _stub(address)
-    for path in files:
-        click.echo(f"{upload_file(stub, path, application)}  {path}")
+    with _client(address, application) as c:
+        for path in files:
+            click.echo(f"{upload_file(c, path)}  {path}")
 
 
 @click.command()
@@ -87,22 +65,18 @@ def upload(files, address, application):
 @app_opt
 def submit(face, audio, text, passes, interpolate, idempotency_key, address, application):
     """Create a render on a running RenderService (inputs uploaded through it); print its id."""
-    from lihq.v1 import common_pb2, render_pb2
+    from lihq.v1 import render_pb2
 
     if bool(audio) == bool(text):
         raise InvalidInput("give exactly one of --audio or --text")
-    stub = _stub(address)
-    face_key = upload_file(stub, face, application, "face")
-    spec = render_pb2.RenderSpec(
-        face=common_pb2.ObjectRef(key=face_key), passes=passes, interpolate=interpolate
-    )
-    if audio:
-        spec.audio.key = upload_file(stub, audio, application, "audio")
-    else:
-        spec.text = text
-    req = render_pb2.CreateRenderRequest(renders=[spec], idempotency_key=idempotency_key)
-    for r in _call(stub.CreateRender, req, application).renders:
-        click.echo(r.render_id)
+    with _client(address, application) as c:
+        spec = render_pb2.RenderSpec(face=c.upload(face, what="face"), passes=passes, interpolate=interpolate)
+        if audio:
+            spec.audio.CopyFrom(c.upload(audio, what="audio"))
+        else:
+            spec.text = text
+        for r in c.create(spec, idempotency_key=idempotency_key):
+            click.echo(r.render_id)
 
 
 @click.command()
@@ -111,17 +85,10 @@ def submit(face, audio, text, passes, interpolate, idempotency_key, address, app
 @app_opt
 def watch(render_id, address, application):
     """Stream a render's progress until it ends."""
-    from lihq.v1 import render_pb2
-
     console = Console()
-    stream = _call(
-        _stub(address).WatchRender, render_pb2.WatchRenderRequest(render_id=render_id), application, 86400
-    )
-    try:
-        for ev in stream:
+    with _client(address, application) as c:
+        for ev in c.watch(render_id):
             console.print(_line(ev.render))
-    except grpc.RpcError as exc:
-        raise error_from_rpc(exc) from exc
 
 
 @click.command()
@@ -130,11 +97,8 @@ def watch(render_id, address, application):
 @app_opt
 def status(render_id, address, application):
     """Show one render."""
-    from lihq.v1 import render_pb2
-
-    click.echo(
-        _line(_call(_stub(address).GetRender, render_pb2.GetRenderRequest(render_id=render_id), application))
-    )
+    with _client(address, application) as c:
+        click.echo(_line(c.get(render_id)))
 
 
 @click.command()
@@ -143,10 +107,8 @@ def status(render_id, address, application):
 @app_opt
 def cancel(render_id, address, application):
     """Cancel a render (stops scheduling, cancels in-flight calls)."""
-    from lihq.v1 import render_pb2
-
-    req = render_pb2.CancelRenderRequest(render_id=render_id)
-    click.echo(_line(_call(_stub(address).CancelRender, req, application)))
+    with _client(address, application) as c:
+        click.echo(_line(c.cancel(render_id)))
 
 
 @click.command(name="list")
@@ -154,13 +116,39 @@ def cancel(render_id, address, application):
 @app_opt
 def list_renders(address, application):
     """List renders."""
-    from lihq.v1 import render_pb2
-
-    token = ""
-    while True:
-        page = _call(_stub(address).ListRenders, render_pb2.ListRendersRequest(page_token=token), application)
-        for r in page.renders:
+    with _client(address, application) as c:
+        for r in c.list():
             click.echo(_line(r))
-        token = page.next_page_token
-        if not token:
-            return
+
+
+@click.command()
+@click.argument("render_id")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="File to write.")
+@click.option(
+    "--file",
+    "name",
+    default="output.mp4",
+    show_default=True,
+    help="Which of the render's files: output.mp4, or hls/<name> of its progressive playlist.",
+)
+@address_opt
+@app_opt
+def download(render_id, output, name, address, application):
+    """Download a finished render's video (RenderService.ReadRenderFile) with a progress bar."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with (
+        _client(address, application) as c,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+        ) as bar,
+    ):
+        task = bar.add_task(name, total=None)
+        c.download(
+            render_id, output, lambda done, total: bar.update(task, completed=done, total=total or None), name
+        )
+    click.echo(f"{output}")

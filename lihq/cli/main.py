@@ -188,12 +188,15 @@ def _register_optional() -> None:
     from lihq.cli.tts import tts
 
     cli.add_command(tts)
-    from lihq.cli.client import cancel, list_renders, status, submit, upload, watch
+    from lihq.cli.client import cancel, download, list_renders, status, submit, upload, watch
     from lihq.cli.tokens import tokens
 
     cli.add_command(tokens)
+    from lihq.cli.ui import ui
 
-    for cmd in (upload, submit, watch, status, cancel, list_renders):
+    cli.add_command(ui)
+
+    for cmd in (upload, submit, watch, status, cancel, list_renders, download):
         cli.add_command(cmd)
 
 

@@ -24,6 +24,7 @@ from lihq.errors import InvalidInput
 from lihq.stages import TASK_ORDER
 from lihq.storage import open_store
 from lihq.storage.base import ObjectStore, content_key, sha256_file
+from orchestrator.spec import MOTION_PRESETS
 
 _COLORS = {"green", "blue", "black", "white", "red", "gray", "grey"}
 
@@ -89,13 +90,24 @@ def background_from(value: str | None, store: ObjectStore):
     return Background(video_key=key) if is_video else Background(image_key=key)
 
 
-async def run_render(orch, spec, console: Console, synthetic: bool, finished_at: dict | None = None):
-    """Create the render and show its live table; `finished_at[stage]` = seconds until it was done."""
+async def run_render(
+    orch,
+    spec,
+    console: Console,
+    synthetic: bool,
+    finished_at: dict | None = None,
+    hls_dir: Path | None = None,
+):
+    """Create the render and show its live table; `finished_at[stage]` = seconds until it was done.
+    With `hls_dir`, the render's HLS playlist and segments are copied there as they appear."""
+    from orchestrator.hls import LocalMirror
+
     t0 = time.monotonic()
     finished_at = {} if finished_at is None else finished_at
     seen: dict[str, tuple] = {}
     [created] = await orch.create([spec])
     rec = created
+    mirror = LocalMirror(orch.renders.store, created.render_id, hls_dir) if hls_dir else None
     with Live(progress_table(rec, synthetic), console=console, refresh_per_second=4) as live:
         try:
             async for update in orch.watch(created.render_id, timeout_s=1.0):
@@ -105,9 +117,38 @@ async def run_render(orch, spec, console: Console, synthetic: bool, finished_at:
                         seen[stage] = tuple(pair)
                         finished_at[stage] = time.monotonic() - t0
                 live.update(progress_table(rec, synthetic))
+                if mirror is not None and rec.playlist_key:
+                    await asyncio.to_thread(mirror.sync)
         except asyncio.CancelledError:
             rec = await orch.cancel(created.render_id)
+    if mirror is not None and rec.playlist_key:
+        await asyncio.to_thread(mirror.sync)  # the last segments and #EXT-X-ENDLIST
     return rec
+
+
+class OffsetType(click.ParamType):
+    """--offset: seconds (>= 0) or the word `random`."""
+
+    name = "SECONDS|random"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "random":
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r}: give seconds (e.g. 3.5) or 'random'", param, ctx)
+        if not seconds >= 0 or seconds == float("inf"):
+            self.fail(f"{value!r}: must be a finite number of seconds >= 0", param, ctx)
+        return seconds
+
+
+def offset_line(spec) -> str:
+    """The start `--offset random` chose, and how to repeat it."""
+    return (
+        f"reference offset: {spec.reference_offset_s:.3f} s (random, seed {spec.seed}); repeat it with "
+        f"--offset {spec.reference_offset_s:.3f} --seed {spec.seed}"
+    )
 
 
 def summary_lines(rec, finished_at: dict, startup_s: float, total_s: float) -> list[str]:
@@ -116,12 +157,22 @@ def summary_lines(rec, finished_at: dict, startup_s: float, total_s: float) -> l
     return [
         f"stages done at (s after submit): {', '.join(parts)}",
         f"time: {total_s:.0f} s in all ({startup_s:.0f} s starting the stage services, "
-        f"{total_s - startup_s:.0f} s rendering)",
+        f"{total_s - startup_s:.0f} s rendering"
+        + (
+            f"; first HLS segment playable {rec.first_playable_s:.1f} s after submit)"
+            if rec.first_playable_s
+            else ")"
+        ),
     ]
 
 
 @click.command()
-@click.option("--face", type=click.Path(path_type=Path), required=True, help="Face image (png/jpg).")
+@click.option(
+    "--face",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Face image (png/jpg), or a video of a speaker to dub (its frames, rate and size are kept).",
+)
 @click.option(
     "--audio", type=click.Path(path_type=Path), default=None, help="Speech (any format ffmpeg reads)."
 )
@@ -133,7 +184,23 @@ def summary_lines(rec, finished_at: dict, startup_s: float, total_s: float) -> l
 @click.option(
     "--ref-video", type=click.Path(path_type=Path), default=None, help="Reference video for head motion."
 )
-@click.option("--offset", type=float, default=0.0, help="Seconds into the reference video.")
+@click.option(
+    "--offset",
+    type=OffsetType(),
+    default="0",
+    help="Seconds into the reference video, or 'random' (a start picked from --seed that fits the speech).",
+)
+@click.option(
+    "--keep-lips",
+    is_flag=True,
+    help="Keep the reference video's own mouth (its speaker says the same words): no Wav2Lip.",
+)
+@click.option(
+    "--motion",
+    type=click.Choice(MOTION_PRESETS),
+    default=None,
+    help="Procedural head-motion preset without --ref-video (default sway).",
+)
 @click.option("--passes", type=click.IntRange(1, 2), default=2, show_default=True)
 @click.option("--interpolate", type=click.IntRange(0, 7), default=0, help="QVI: k frames between each pair.")
 @click.option("--background", default=None, help="A colour (#00ff00, green) or an image / video file.")
@@ -149,6 +216,14 @@ def summary_lines(rec, finished_at: dict, startup_s: float, total_s: float) -> l
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output mp4.")
 @click.option("--grpc-port", type=int, default=9000, show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--hls",
+    "hls_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the HLS playlist (index.m3u8) and segments to this directory as they are made: "
+    "`ffplay -live_start_index 0 DIR/index.m3u8` plays while the render runs.",
+)
 def render(
     face,
     audio,
@@ -157,6 +232,8 @@ def render(
     tts_backend,
     ref_video,
     offset,
+    keep_lips,
+    motion,
     passes,
     interpolate,
     background,
@@ -170,11 +247,13 @@ def render(
     output,
     grpc_port,
     config_path,
+    hls_dir,
 ):
     """Render a talking-head video from a face image and speech."""
     from lihq import serving
     from lihq.cli.main import DEFAULT_SERVE_CONFIG
     from orchestrator.spec import RenderSpec, check, with_defaults
+    from services.media.video_face import is_video_file
 
     console = Console(stderr=True)
     t_start = time.monotonic()
@@ -182,6 +261,8 @@ def render(
         raise InvalidInput("give exactly one of --audio or --text")
     bg_file = Path(background) if background and not _is_color(background) else None
     check_output_path(output, [p for p in (face, audio, ref_video, bg_file) if p is not None])
+    if hls_dir is not None and hls_dir.exists() and not hls_dir.is_dir():
+        raise InvalidInput(f"--hls {hls_dir} is a file: give a directory (it is created if missing)")
     store = open_store(StoreConfig.from_env())
     spec = check(
         with_defaults(
@@ -192,7 +273,10 @@ def render(
                 voice=voice,
                 tts_backend=tts_backend,
                 reference_video_key=upload(store, ref_video, "reference video") if ref_video else "",
-                reference_offset_s=offset,
+                reference_offset_s=0.0 if offset == "random" else offset,
+                reference_offset_random=offset == "random",
+                keep_lips=keep_lips,
+                motion_preset=motion or "",
                 passes=passes,
                 interpolate=interpolate,
                 background=background_from(background, store),
@@ -202,6 +286,7 @@ def render(
                 upscale=upscale,
                 draft_seconds=draft,
                 seed=seed,
+                face_video=is_video_file(face),  # dubbing: the video's speaker says the speech
             )
         )
     )
@@ -217,7 +302,7 @@ def render(
     startup_s = time.monotonic() - t_start
     finished_at: dict[str, float] = {}
     try:
-        rec = asyncio.run(_render(store, spec, grpc_port, console, synthetic, finished_at))
+        rec = asyncio.run(_render(store, spec, grpc_port, console, synthetic, finished_at, hls_dir))
     finally:
         serving.shutdown()
     if rec.state != "SUCCEEDED":
@@ -233,6 +318,8 @@ def render(
     console.line()  # the live table's last frame ends without a newline when stderr is not a terminal
     for line in summary_lines(rec, finished_at, startup_s, time.monotonic() - t_start):
         console.print(line, soft_wrap=True, highlight=False)
+    if rec.spec.reference_offset_random:
+        console.print(offset_line(rec.spec), soft_wrap=True, highlight=False, markup=False)
     kind = "SYNTHETIC (seed 1, a smoke test: not a real video)" if synthetic else "real"
     console.print(f"weights: {kind} from {wdir}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"wrote {output.resolve()} (store key {rec.output_key})", soft_wrap=True, markup=False)
@@ -244,7 +331,7 @@ def _failed(rec):
     return Internal(f"render {rec.state.lower()} at stage {rec.error_stage or '?'}: {rec.error}")
 
 
-async def _render(store, spec, grpc_port, console, synthetic, finished_at):
+async def _render(store, spec, grpc_port, console, synthetic, finished_at, hls_dir=None):
     from lihq.grpc.client import StageEndpoint
     from orchestrator import adapters_models  # noqa: F401
     from orchestrator.core import Orchestrator
@@ -253,4 +340,4 @@ async def _render(store, spec, grpc_port, console, synthetic, finished_at):
 
     endpoints = {app: StageEndpoint(f"127.0.0.1:{grpc_port}", app) for app in STAGE_APPS}
     orch = Orchestrator(store, GrpcExecutor(endpoints), synthetic=synthetic)
-    return await run_render(orch, spec, console, synthetic, finished_at)
+    return await run_render(orch, spec, console, synthetic, finished_at, hls_dir)

@@ -38,7 +38,9 @@ SERVE_RECIPE = (
 
 def needed_weights(spec) -> list[str]:
     """The registry entries one render needs (by its knobs)."""
-    names = ["fomm", spec.wav2lip_checkpoint, "s3fd", f"gfpgan-{spec.gfpgan_version}", "facexlib"]
+    lips = [] if getattr(spec, "keep_lips", False) else [spec.wav2lip_checkpoint, "s3fd"]
+    motion = [] if getattr(spec, "face_video", False) else ["fomm"]  # a face video moves by itself
+    names = [*motion, *lips, f"gfpgan-{spec.gfpgan_version}", "facexlib"]
     if spec.interpolate:
         names.append("qvi")
     if spec.background.kind != "none":

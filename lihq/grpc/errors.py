@@ -123,11 +123,16 @@ _APP_NOT_FOUND = re.compile(r"^Application '[^']+' not found\.")
 
 
 def error_from_rpc(exc: grpc.RpcError) -> LihqError:
-    """Client side: turn a gRPC error back into the typed error of its status code. A Serve proxy's
-    "application not found" (the app is still deploying) becomes UNAVAILABLE, retried like one."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    """Client side: turn a gRPC error back into the typed error of its status code (every code has
+    its own class, so `status_code(error_from_rpc(e)) == e.code()`). A Serve proxy's "application not
+    found" (the app is still deploying) becomes UNAVAILABLE, retried like one. An error without a code
+    is UNKNOWN; one claiming OK is a bug (INTERNAL)."""
+    code = exc.code() if hasattr(exc, "code") else None
+    if not isinstance(code, grpc.StatusCode):
+        code = grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     if code == grpc.StatusCode.NOT_FOUND and _APP_NOT_FOUND.match(details or ""):
         return AppDeploying(f"the Serve application is not deployed (yet): {details}")
-    cls = BY_CODE.get(code.name, Internal)
-    return cls(details or code.name)
+    if code == grpc.StatusCode.OK:
+        return Internal(f"a call failed with status OK: {details or 'no details'}")
+    return BY_CODE[code.name](details or code.name)

@@ -239,6 +239,11 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Delete one object; deleting a missing key is not an error (S3 semantics)."""
 
+    def put_marker(self, key: str) -> ObjectInfo:
+        """Write an empty object (an index entry): as durable as `put_bytes(key, b"")`; a store may do it
+        with fewer operations (FileStore: one file create + fsync)."""
+        return self.put_bytes(key, b"", DEFAULT_CONTENT_TYPE)
+
     # -- content addressing ---------------------------------------------------------------------
     def put_content_addressed(self, prefix: str, data: bytes, ext: str = "") -> ObjectInfo:
         """Store bytes under `<prefix>/<sha256>.<ext>`; if that object already exists, write nothing."""

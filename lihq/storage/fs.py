@@ -129,6 +129,26 @@ class FileStore(ObjectStore):
         self._write_meta(path, meta, key)
         return ObjectInfo(key, size, digest, ctype)
 
+    def put_marker(self, key: str) -> ObjectInfo:
+        """An empty object in one create + fsync: no temp file (there is no content to half-write) and no
+        sidecar (a stale one no longer matches the file's identity, so it is ignored)."""
+        path = self._path(key)
+        self._make_parent(path, key)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except IsADirectoryError as exc:
+            raise FailedPrecondition(
+                f"object key {key!r} is a directory of other objects in {self.describe()}; "
+                "the filesystem store cannot hold a key and keys below it"
+            ) from exc
+        except OSError as exc:
+            raise _os_error(exc, key, "write", self) from exc
+        return ObjectInfo(key, 0, hashlib.sha256(b"").hexdigest(), DEFAULT_CONTENT_TYPE)
+
     def _make_parent(self, path: Path, key: str) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,12 @@
 """The weights registry: every checkpoint LIHQ needs (official URLs, sha256, license, destination),
 downloading (`fetch`), checking (`verify`), deterministic synthetic checkpoints in the official file
-layouts (`synthesize`), and the strict loaders the model services use.
+layouts (`synthesize`), and `load_weights`, the one strict loader every model service uses.
 
 `lihq.weights.fetch.fetch` downloads; it is not re-exported here, where it would shadow its module.
 """
 
 from lihq.weights.fetch import list_entries, verify
+from lihq.weights.load import load_weights
 from lihq.weights.loaders import (
     check_against_manifest,
     load_fomm_checkpoint,
@@ -34,6 +35,7 @@ __all__ = [
     "list_entries",
     "load_fomm_checkpoint",
     "load_state_dict",
+    "load_weights",
     "load_wav2lip_checkpoint",
     "local_path",
     "require",

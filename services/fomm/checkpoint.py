@@ -4,17 +4,15 @@ The file is read by `lihq.weights.loaders.load_fomm_checkpoint` (weights-only un
 legacy non-zip pickle; `generator` + `kp_detector` kept, discriminator and optimizer states
 dropped; nn.DataParallel's `module.` prefix removed there, the one remapping we accept). Loading is
 strict: the key sets and every shape must equal our modules' (which carry the official key names),
-else WrongCheckpoint listing the differences.
+else WrongCheckpoint listing the differences (`lihq.weights.load.load_weights`, the one strict loader).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import nn
-
-from lihq.weights import check_against_manifest, load_fomm_checkpoint
+from lihq.weights import load_fomm_checkpoint
+from lihq.weights.load import load_weights
 from services.fomm.nets import VOX_256, FommConfig, KPDetector, OcclusionAwareGenerator
 
 
@@ -35,17 +33,6 @@ def build_kp_detector(arch: FommConfig = VOX_256) -> KPDetector:
     return KPDetector(arch.kp_detector)
 
 
-def expected_shapes(net: nn.Module) -> dict[str, list[int]]:
-    """{state-dict key: shape} of a module: what a checkpoint must hold for it."""
-    return {k: list(v.shape) for k, v in net.state_dict().items()}
-
-
-def fill(net: nn.Module, sd: dict[str, torch.Tensor], what: str) -> None:
-    """Strict load: same keys, same shapes (WrongCheckpoint otherwise), dtypes cast to the module's."""
-    check_against_manifest(sd, expected_shapes(net), what=what, strip=None)
-    net.load_state_dict(sd, strict=True)
-
-
 def load_nets(
     path: str | Path, arch: FommConfig = VOX_256, align_corners: bool = False
 ) -> tuple[KPDetector, OcclusionAwareGenerator]:
@@ -56,6 +43,6 @@ def load_nets(
     """
     parts = load_fomm_checkpoint(path)
     kp, gen = build_nets(arch, align_corners)
-    fill(kp, parts["kp_detector"], f"{path} [kp_detector]")
-    fill(gen, parts["generator"], f"{path} [generator]")
+    load_weights(kp, parts["kp_detector"], what=f"{path} [kp_detector]")
+    load_weights(gen, parts["generator"], what=f"{path} [generator]")
     return kp, gen

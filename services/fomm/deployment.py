@@ -19,76 +19,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ray import serve
 from ray.serve import Application
 
-from lihq import log as lihq_log
-from lihq.appargs import checked_args
+from lihq.appargs import AppArgs, StageDeployment, deployment_options
 from lihq.config import WeightsConfig
 from lihq.errors import LihqError
 from lihq.log import stage_logger
-from lihq.storage import open_app_store
 from services.fomm.runner import CHECKPOINTS, FommRunner, FommRunnerConfig
 from services.fomm.servicer import MotionServicer
 
 
 @dataclass(frozen=True)
-class FommAppArgs:
-    """Typed app arguments (Serve config `args:`)."""
+class FommAppArgs(AppArgs):
+    """Typed app arguments (Serve config `args:`): the runner's settings (FommRunnerConfig: device,
+    batch_size, precision, channels_last, align_corners, …) + where the weights are + preloading."""
 
-    device: str = "auto"
-    batch_size: int = 25  # divides the default 50-frame segments: no edge padding
-    precision: str = "fp32"
-    channels_last: bool = False
-    align_corners: bool = False  # True: the torch-1.0 grid_sample the checkpoints were trained with
-    aligned_batches: bool = True
-    max_frames: int = 2000
+    app: ClassVar[str] = "fomm"
+    runner: FommRunnerConfig = field(default_factory=FommRunnerConfig)
     weights_dir: str | None = None  # default: LIHQ_WEIGHTS_DIR
     checkpoints: dict[str, str] = field(default_factory=dict)  # {"vox": path, "vox-adv": path}
     preload: tuple[str, ...] = ()  # checkpoint names loaded at start (else on first use)
-    bucket: str | None = None
-    prefix: str | None = None
 
-    @classmethod
-    def parse(cls, args: dict[str, Any] | None) -> FommAppArgs:
-        args = checked_args("fomm", cls, args)
-        if "preload" in args:
-            args["preload"] = tuple(args["preload"] or ())
-        bad = sorted((set(args.get("checkpoints") or {}) | set(args.get("preload", ()))) - set(CHECKPOINTS))
+    def check(self) -> None:
+        bad = sorted((set(self.checkpoints) | set(self.preload)) - set(CHECKPOINTS))
         if bad:
             raise ValueError(f"fomm app: unknown checkpoint names {bad}; known: {sorted(CHECKPOINTS)}")
-        out = cls(**args)
-        out.runner_config()  # validates precision / batch size now, not at the first request
-        return out
 
-    def runner_config(self) -> FommRunnerConfig:
-        return FommRunnerConfig(
-            device=self.device,
-            batch_size=self.batch_size,
-            precision=self.precision,
-            channels_last=self.channels_last,
-            align_corners=self.align_corners,
-            aligned_batches=self.aligned_batches,
-            max_frames=self.max_frames,
-        )
+    def servicer_args(self) -> tuple[Any, ...]:
+        weights = WeightsConfig(dir=Path(self.weights_dir)) if self.weights_dir else WeightsConfig.from_env()
+        return self.store(), FommRunner(self.runner, weights, self.checkpoints)
 
 
-@serve.deployment(
-    name="MotionService",
-    ray_actor_options={"num_cpus": 1, "num_gpus": 0.25},
-    max_ongoing_requests=4,
-    max_queued_requests=64,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2},
-)
-class MotionDeployment(MotionServicer):
+@serve.deployment(**deployment_options("MotionService"))
+class MotionDeployment(StageDeployment, MotionServicer):
     def __init__(self, args: FommAppArgs) -> None:
-        lihq_log.configure()
-        store = open_app_store(args.bucket, args.prefix)
-        weights = WeightsConfig(dir=Path(args.weights_dir)) if args.weights_dir else WeightsConfig.from_env()
-        runner = FommRunner(args.runner_config(), weights, args.checkpoints)
-        super().__init__(store, runner)
+        super().__init__(args)
         self._preload = args.preload
         log = stage_logger("fomm")
         for name in args.preload:

@@ -36,9 +36,9 @@ from lihq.config import WeightsConfig
 from lihq.errors import FailedPrecondition, InvalidInput, ResourceExhausted
 from lihq.torchutil import autocast, check_precision, resolve_device
 from lihq.weights import is_synthetic, require, weights_id
-from services.fomm import motion
+from services.fomm import keypoints as motion
 from services.fomm.checkpoint import load_nets
-from services.fomm.motion import LandmarkFn, Mode, MotionGlobals
+from services.fomm.keypoints import LandmarkFn, Mode, MotionGlobals
 from services.fomm.nets import (
     VOX_256,
     DenseMotion,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lihq import precision as precisions
 from lihq.cache import cache_key, stage_digest
 from lihq.errors import InvalidInput
 from lihq.framepack import FramePack, pack_frames, unpack_frames
@@ -26,7 +27,7 @@ from lihq.grpc.health import HealthMixin
 from lihq.log import stage_logger
 from lihq.storage.base import ObjectStore
 from lihq.v1 import common_pb2, motion_pb2
-from services.fomm.motion import Mode, MotionGlobals
+from services.fomm.keypoints import Mode, MotionGlobals
 from services.fomm.runner import AnimateSpec, FommRunner
 
 STAGE = "fomm"
@@ -34,11 +35,6 @@ _MODES = {
     motion_pb2.KEYPOINT_MODE_UNSPECIFIED: Mode.RELATIVE,
     motion_pb2.KEYPOINT_MODE_RELATIVE: Mode.RELATIVE,
     motion_pb2.KEYPOINT_MODE_ABSOLUTE: Mode.ABSOLUTE,
-}
-_PRECISIONS = {
-    common_pb2.PRECISION_FP32: "fp32",
-    common_pb2.PRECISION_FP16: "fp16",
-    common_pb2.PRECISION_BF16: "bf16",
 }
 
 
@@ -158,7 +154,7 @@ class MotionServicer(HealthMixin):
         mode = _MODES.get(req.mode)
         if mode is None:
             raise InvalidInput(f"unknown keypoint mode {req.mode}")
-        precision = _PRECISIONS.get(req.precision, self.runner.cfg.precision)
+        precision = precisions.from_proto(req.precision, self.runner.cfg.precision)
         return {
             "checkpoint": checkpoint,
             "mode": mode.value,

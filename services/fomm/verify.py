@@ -23,8 +23,8 @@ import numpy as np
 
 from lihq.cli.verify import VerifyRow, synthesize_for
 from lihq.errors import InvalidInput
-from services.fomm import motion
-from services.fomm.motion import Mode, MotionGlobals
+from services.fomm import keypoints as motion
+from services.fomm.keypoints import Mode, MotionGlobals
 from services.fomm.runner import AnimateSpec, FommRunner, FommRunnerConfig
 
 ATOL = {

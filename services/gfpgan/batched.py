@@ -8,7 +8,7 @@ together:
   crops --GFPGAN (batches of `batch_size`)--> restored faces --ParseNet (batches)--> class maps
   frames (+ optional RealESRGAN background, batched) + faces + maps --paste (thread pool)--> frames
 
-Every step reproduces upstream's arithmetic (see detect.py, convert.py, paste.py); with
+Every step reproduces upstream's arithmetic (see detect.py, tensors.py, paste.py); with
 `batch_size=1` the output is byte-identical to GFPGANer's, with larger batches it differs only by
 the float rounding a different batch shape gives the convolutions (tests/services/gfpgan).
 `pad_batches` fills the last batch of a segment up to `batch_size` (repeating its last crop), so
@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from lihq.torchutil import autocast, batched
-from services.gfpgan.convert import parser_lut, restorer_lut, to_bgr_uint8, to_tensor
 from services.gfpgan.detect import Face, align_faces, detect_batch, select_faces, smooth_landmarks
 from services.gfpgan.paste import paste_frame, paste_frame_torch
+from services.gfpgan.tensors import parser_lut, restorer_lut, to_bgr_uint8, to_tensor
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def restore_segment(
 ) -> SegmentOutput:
     """Restore (N, H, W, 3) uint8 BGR frames; the first/last `context` frames are only looked at.
 
-    `models`: services.gfpgan.models.FaceModels (detector, parser, template, device). `restorer`:
+    `models`: services.gfpgan.checkpoint.FaceModels (detector, parser, template, device). `restorer`:
     a NoisyRestorer. `background`: a BackgroundUpsampler or None. `detections`: optional per-frame
     (n, 15) arrays in RetinaFace's format to use instead of running the detector.
     """

@@ -13,77 +13,39 @@ RealESRGAN x2 on top for the background), so a replica asks for half a GPU by de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from ray import serve
 from ray.serve import Application
 
-from lihq import log as lihq_log
-from lihq.appargs import checked_args
-from lihq.config import WeightsConfig
-from lihq.errors import LihqError
-from lihq.storage import open_app_store
+from lihq.appargs import AppArgs, StageDeployment, deployment_options
 from services.gfpgan.runner import GfpganConfig, GfpganRunner
 from services.gfpgan.servicer import FaceRestorationServicer
 
 
 @dataclass(frozen=True)
-class GfpganAppArgs:
-    """Typed app arguments (Serve config `args:`); runner settings as in GfpganConfig."""
+class GfpganAppArgs(AppArgs):
+    """Typed app arguments (Serve config `args:`): the runner's settings, GfpganConfig (weights_dir,
+    device, precision, batch sizes, paste workers, …), each defined there once."""
 
-    bucket: str | None = None
-    prefix: str | None = None
-    weights_dir: str | None = None  # default: LIHQ_WEIGHTS_DIR
-    device: str = "auto"
-    precision: str = "fp32"
-    batch_size: int = 8
-    detect_batch_size: int = 16
-    pad_batches: bool = True
-    paste_workers: int = 2
-    max_faces: int = 8
-    bg_tile: int = 400
-    max_frames: int = 1000
+    app: ClassVar[str] = "gfpgan"
+    runner: GfpganConfig = field(default_factory=GfpganConfig)
 
-    @classmethod
-    def parse(cls, args: dict[str, Any] | None) -> GfpganAppArgs:
-        args = checked_args("gfpgan", cls, args)
-        parsed = cls(**args)
-        try:
-            parsed.runner_config().validate()
-        except LihqError as exc:
-            raise ValueError(f"gfpgan app: {exc.message}") from exc
-        return parsed
+    def check(self) -> None:
+        self.runner.validate()
 
-    def runner_config(self) -> GfpganConfig:
-        weights = Path(self.weights_dir) if self.weights_dir else WeightsConfig.from_env().dir
-        return GfpganConfig(
-            weights_dir=weights,
-            device=self.device,
-            precision=self.precision,
-            batch_size=int(self.batch_size),
-            detect_batch_size=int(self.detect_batch_size),
-            pad_batches=bool(self.pad_batches),
-            paste_workers=int(self.paste_workers),
-            max_faces=int(self.max_faces),
-            bg_tile=int(self.bg_tile),
-            max_frames=int(self.max_frames),
-        )
+    def servicer_args(self) -> tuple[Any, ...]:
+        return self.store(), GfpganRunner(self.runner)
 
 
 @serve.deployment(
-    name="FaceRestorationService",
-    ray_actor_options={"num_cpus": 2, "num_gpus": 0.5},
-    max_ongoing_requests=2,
-    max_queued_requests=32,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1},
+    **deployment_options(
+        "FaceRestorationService", num_cpus=2, num_gpus=0.5, max_ongoing=2, max_queued=32, target_ongoing=1
+    )
 )
-class FaceRestorationDeployment(FaceRestorationServicer):
-    def __init__(self, args: GfpganAppArgs) -> None:
-        lihq_log.configure()
-        store = open_app_store(args.bucket, args.prefix)
-        super().__init__(store, GfpganRunner(args.runner_config()))
+class FaceRestorationDeployment(StageDeployment, FaceRestorationServicer):
+    pass
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from lihq.torchutil import batched
+from services.gfpgan.checkpoint import FACE_SIZE
 from services.gfpgan.compat import upstream
-from services.gfpgan.models import FACE_SIZE
 
 CONF_THRESHOLD = 0.97  # GFPGANer -> get_face_landmarks_5 -> detect_faces(img, 0.97)
 NMS_THRESHOLD = 0.4

@@ -15,17 +15,18 @@ parameters or frames, WeightsMissing for absent weights, ResourceExhausted on GP
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lihq.config import WeightsConfig
 from lihq.errors import InvalidInput, ResourceExhausted
 from lihq.torchutil import check_precision, resolve_device
 from lihq.weights import require, weights_id
 from services.gfpgan.batched import BatchSettings, FacePlan, restore_segment
-from services.gfpgan.models import FACE_SIZE, FaceModels, add_restorer, check_version, load_face_models
+from services.gfpgan.checkpoint import FACE_SIZE, FaceModels, add_restorer, check_version, load_face_models
 from services.gfpgan.noise import NoiseSpec, NoisyRestorer
 from services.gfpgan.upsampler import BackgroundUpsampler
 
@@ -36,9 +37,9 @@ DEFAULT_SMOOTH_RADIUS = 2
 
 @dataclass(frozen=True)
 class GfpganConfig:
-    """Runner settings (the deployment's typed app args map onto these)."""
+    """Runner settings: the one definition of each (the app's args hold this config, GfpganAppArgs)."""
 
-    weights_dir: Path
+    weights_dir: Path | None = None  # None: LIHQ_WEIGHTS_DIR, read when the runner is made
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int = 8
@@ -113,6 +114,8 @@ class RestoreResult:
 
 class GfpganRunner:
     def __init__(self, cfg: GfpganConfig, models: FaceModels | None = None) -> None:
+        if cfg.weights_dir is None:
+            cfg = replace(cfg, weights_dir=WeightsConfig.from_env().dir)
         self.cfg = cfg.validate()
         self.device = models.device if models is not None else resolve_device(cfg.device)
         self._models = models

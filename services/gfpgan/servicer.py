@@ -17,6 +17,7 @@ import struct
 import time
 from typing import Any
 
+from lihq import precision as precisions
 from lihq.cache import cache_key, stage_digest
 from lihq.errors import InvalidInput
 from lihq.framepack import HEADER_SIZE, MAGIC, FramePack, pack_frames, unpack_frames
@@ -31,12 +32,6 @@ from services.gfpgan.runner import GfpganRunner, RestoreParams
 
 STAGE = "gfpgan"
 _PACK_TYPE = "application/x-lihq-framepack"
-_PRECISION = {
-    common_pb2.PRECISION_UNSPECIFIED: None,
-    common_pb2.PRECISION_FP32: "fp32",
-    common_pb2.PRECISION_FP16: "fp16",
-    common_pb2.PRECISION_BF16: "bf16",
-}
 _NOISE = {
     restoration_pb2.NOISE_MODE_UNSPECIFIED: "seeded",
     restoration_pb2.NOISE_MODE_SEEDED: "seeded",
@@ -47,8 +42,7 @@ _NOISE = {
 
 def params_from_request(req: restoration_pb2.RestoreRequest) -> RestoreParams:
     """Typed, validated parameters (InvalidInput with a message a caller can act on)."""
-    if req.precision not in _PRECISION:
-        raise InvalidInput(f"unknown precision {req.precision}")
+    precision = precisions.from_proto(req.precision, None)  # None: the runner's default
     if req.noise not in _NOISE:
         raise InvalidInput(f"unknown noise mode {req.noise}")
     if req.upscale < 0 or req.output_size < 0 or req.smooth_radius < 0:
@@ -63,7 +57,7 @@ def params_from_request(req: restoration_pb2.RestoreRequest) -> RestoreParams:
         noise=NoiseSpec(_NOISE[req.noise], req.noise_seed),
         smooth_landmarks=req.smooth_landmarks,
         smooth_radius=req.smooth_radius,
-        precision=_PRECISION[req.precision],
+        precision=precision,
     ).validate()
 
 

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lihq.torchutil import autocast, batched
-from lihq.weights import load_state_dict, require
+from lihq.weights import require
+from lihq.weights.load import load_weights, strip_dataparallel
 from services.gfpgan.compat import upstream
-from services.gfpgan.convert import to_tensor, unit_lut, unit_to_bgr_uint8
+from services.gfpgan.tensors import to_tensor, unit_lut, unit_to_bgr_uint8
 
 ENTRY = "realesrgan-x2plus"
 SCALE = 2
@@ -68,8 +69,8 @@ class BackgroundUpsampler:
         """WeightsMissing names `lihq weights fetch realesrgan-x2plus` when the file is absent."""
         path = require(ENTRY, weights_dir)
         assert isinstance(path, Path)
-        net = build_rrdbnet()
-        net.load_state_dict(load_state_dict(path, key="params_ema"), strict=True)
+        what = f"{path} (as Real-ESRGAN x2plus)"  # strict: a mismatch names keys (was a bare RuntimeError)
+        net = load_weights(build_rrdbnet(), path, key="params_ema", filter_fn=strip_dataparallel, what=what)
         return cls(net, device, **kw)  # type: ignore[arg-type]
 
     # -- the net on a padded batch -------------------------------------------------------------

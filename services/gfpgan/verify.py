@@ -3,7 +3,7 @@
 Driven by the set's own `vectors.json` (file name -> shape, dtype, sha256): every file is checked
 against its recorded sha256, grouped into cases by name, and graded with the README's tolerances:
 - `input_face_bgr_uint8<case>.npy`: the aligned 512x512 BGR face fed to the net, converted as
-  GFPGANer does (through our batched conversion, services/gfpgan/convert.py);
+  GFPGANer does (through our batched conversion, services/gfpgan/tensors.py);
 - `output_f32<case>.npy` or its row slices `output_f32_rows<a>_<b><case>.npy` (joined along H):
   max |diff| <= 2e-4 * max |reference|   (rtol row);
 - `style_code<case>.npy` (final_linear's output), `out_rgb_<size><case>.npy` (toRGB side outputs):
@@ -13,7 +13,7 @@ against its recorded sha256, grouped into cases by name, and graded with the REA
 - float16 convenience copies (`input_f16`, `output_f16`) are not graded.
 The checkpoint is synthesized from `seed` in the official layout (`gfpgan-1.4`: `params_ema`),
 filled by the set's own rule (lihq.cli.verify.vector_fill), loaded through
-services/gfpgan/models.load_restorer (strict: keys and shapes of the module) and run with the stored
+services/gfpgan/checkpoint.load_restorer (strict: keys and shapes of the module) and run with the stored
 noise (`randomize_noise=False`), float32, on CPU. When the set ships `manifests/weights_fingerprints.json`
 (beside the vectors dir) and it knows the seed, the filled weights' fingerprint is checked too.
 """
@@ -34,8 +34,8 @@ from lihq.cli.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.errors import FailedPrecondition, InvalidInput
 from lihq.weights import load_state_dict
 from lihq.weights.synth import state_dict_fingerprint
-from services.gfpgan.convert import restorer_lut, to_bgr_uint8, to_tensor
-from services.gfpgan.models import load_restorer
+from services.gfpgan.checkpoint import load_restorer
+from services.gfpgan.tensors import restorer_lut, to_bgr_uint8, to_tensor
 
 log = logging.getLogger("lihq.gfpgan.verify")
 ENTRY = "gfpgan-1.4"

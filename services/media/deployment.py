@@ -8,48 +8,33 @@ environment (`LIHQ_*`, see lihq.config), so credentials travel as env/Secrets, n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ray import serve
 from ray.serve import Application
 
-from lihq import log as lihq_log
-from lihq.appargs import checked_args
-from lihq.storage import open_app_store
+from lihq.appargs import AppArgs, StageDeployment, deployment_options
 from services.media.runner import MediaRunner, MediaRunnerConfig
 from services.media.servicer import MediaServicer
 
 
 @dataclass(frozen=True)
-class MediaAppArgs:
-    """Typed app arguments (Serve config `args:`)."""
+class MediaAppArgs(AppArgs):
+    """Typed app arguments (Serve config `args:`): the runner's limits (MediaRunnerConfig) + a workdir."""
 
-    bucket: str | None = None
-    prefix: str | None = None
+    app: ClassVar[str] = "media"
+    runner: MediaRunnerConfig = field(default_factory=MediaRunnerConfig)
     workdir: str | None = None
-    max_duration_s: float = 3600.0
 
-    @classmethod
-    def parse(cls, args: dict[str, Any] | None) -> MediaAppArgs:
-        args = checked_args("media", cls, args)
-        return cls(**args)
+    def servicer_args(self) -> tuple[Any, ...]:
+        return self.store(), MediaRunner(self.runner), Path(self.workdir) if self.workdir else None
 
 
-@serve.deployment(
-    name="MediaService",
-    ray_actor_options={"num_cpus": 1, "num_gpus": 0},
-    max_ongoing_requests=4,
-    max_queued_requests=64,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2},
-)
-class MediaDeployment(MediaServicer):
-    def __init__(self, args: MediaAppArgs) -> None:
-        lihq_log.configure()
-        store = open_app_store(args.bucket, args.prefix)
-        runner = MediaRunner(MediaRunnerConfig(max_duration_s=args.max_duration_s))
-        super().__init__(store, runner, Path(args.workdir) if args.workdir else None)
+@serve.deployment(**deployment_options("MediaService", num_gpus=0))
+class MediaDeployment(StageDeployment, MediaServicer):
+    pass
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

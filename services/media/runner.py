@@ -16,6 +16,7 @@ import numpy as np
 from lihq import media
 from lihq.errors import InvalidInput
 from lihq.framepack import FramePack, pack_frames
+from lihq.media.encode import check_preset
 
 KINDS = ("any", "image", "audio", "video")
 _IMAGE_CODECS = {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "jpeg2000", "ppm", "pgm", "pam"}
@@ -198,19 +199,7 @@ class MediaRunner:
     ) -> media.MediaInfo:
         if not 0 <= crf <= 51:
             raise InvalidInput(f"crf={crf}: must be in [0, 51]")
-        presets = (
-            "ultrafast",
-            "superfast",
-            "veryfast",
-            "faster",
-            "fast",
-            "medium",
-            "slow",
-            "slower",
-            "veryslow",
-        )
-        if preset not in presets:
-            raise InvalidInput(f"preset {preset!r}: expected one of {', '.join(presets)}")
+        check_preset(preset)  # the one x264 preset table (lihq/media/encode.py)
         duration = None
         if audio_path is not None:
             duration = media.probe(audio_path, require_audio=True).duration

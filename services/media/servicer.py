@@ -27,8 +27,10 @@ from lihq.grpc.health import HealthMixin
 from lihq.log import stage_logger
 from lihq.storage.base import ObjectStore, content_key
 from lihq.v1 import common_pb2, media_pb2
-from services.media.face_servicer import FaceMotionMixin
+from services.media.face_rpcs import FaceRpcsMixin
+from services.media.hls import HlsMixin
 from services.media.runner import MediaRunner, n_frames_for, segment_bounds
+from services.media.video_servicer import FaceVideoMixin
 
 STAGE = "media"
 MODEL_ID = "ffmpeg"
@@ -86,7 +88,7 @@ def _ext_for(filename: str, key: str, info: media.MediaInfo) -> str:
     return (info.format_name or "bin").split(",")[0][:10].lower()
 
 
-class MediaServicer(FaceMotionMixin, HealthMixin):
+class MediaServicer(FaceRpcsMixin, HlsMixin, FaceVideoMixin, HealthMixin):
     def __init__(
         self, store: ObjectStore, runner: MediaRunner | None = None, workdir: Path | None = None
     ) -> None:

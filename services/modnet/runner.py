@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from lihq.errors import InvalidInput, ResourceExhausted
 from lihq.torchutil import autocast, batched, check_precision, maybe_compile, resolve_device
 from lihq.weights.synth import is_synthetic, weights_id
+from services.modnet.checkpoint import load_modnet
 from services.modnet.nets import MODNet
-from services.modnet.weights import load_modnet
 
 log = logging.getLogger("lihq.modnet")
 

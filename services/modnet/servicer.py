@@ -28,7 +28,7 @@ from lihq.grpc.health import HealthMixin
 from lihq.log import stage_logger
 from lihq.storage.base import ObjectStore
 from lihq.v1 import common_pb2, matting_pb2
-from services.modnet import convert as rq
+from services.modnet import requests as rq
 from services.modnet.alpha_video import FORMATS, AlphaVideoWriter, probe_alpha
 from services.modnet.background import Background
 from services.modnet.compose import Placement, check_canvas, composite, place_speaker

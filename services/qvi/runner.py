@@ -19,12 +19,13 @@ estimated once and reused by every t and by both pairs that need it (2 PWC calls
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lihq.config import WeightsConfig
 from lihq.errors import InvalidInput, ResourceExhausted, WeightsMissing
 from lihq.torchutil import autocast, batched, check_precision, resolve_device
 from lihq.weights.registry import get_entry, local_path
@@ -40,7 +41,7 @@ Pair = tuple[int, int]
 
 @dataclass(frozen=True)
 class QVIRunnerConfig:
-    model_path: Path  # official-layout model.pt (or a synthetic one)
+    model_path: Path | None = None  # official-layout model.pt (or a synthetic one); None: the registry's
     device: str = "auto"
     precision: str = "fp32"  # default when a call does not ask: fp32 | bf16 | fp16
     batch_size: int = 4  # images per forward (PWC pairs, and (pair, t) items of the synthesis)
@@ -133,6 +134,8 @@ class QVIRunner:
         self.cfg = cfg
         self.precision = check_precision(cfg.precision)
         self.device = resolve_device(cfg.device)
+        if cfg.model_path is None:
+            cfg = self.cfg = replace(cfg, model_path=model_path(WeightsConfig.from_env().dir))
         self.model: QVI = load_qvi(cfg.model_path).to(self.device)
         self.model_id = weights_id(cfg.model_path)
         self.synthetic = is_synthetic(cfg.model_path) is not None

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lihq import precision as precisions
 from lihq.cache import cache_key, stage_digest
 from lihq.errors import Internal, InvalidInput, LihqError
 from lihq.framepack import HEADER_SIZE, MAGIC, FramePack, pack_frames, unpack_frames
@@ -29,12 +30,6 @@ from services.qvi.runner import QVIRunner, SegmentPlan, plan_segment
 
 STAGE = "qvi"
 _PACK_TYPE = "application/x-lihq-framepack"
-_PRECISION = {
-    common_pb2.PRECISION_UNSPECIFIED: None,
-    common_pb2.PRECISION_FP32: "fp32",
-    common_pb2.PRECISION_FP16: "fp16",
-    common_pb2.PRECISION_BF16: "bf16",
-}
 _MAX_PACKS = 8
 
 
@@ -116,13 +111,12 @@ class InterpolationServicer(HealthMixin):
     def _plan(self, req: interpolation_pb2.InterpolateRequest) -> tuple[SegmentPlan, str | None]:
         seg = req.segment
         plan = plan_segment(seg.start, seg.end, seg.context_before, seg.context_after, req.k)
-        if req.precision not in _PRECISION:
-            raise InvalidInput(f"unknown precision {req.precision}")
+        asked = precisions.from_proto(req.precision, None)  # None: the runner's default
         if not 1 <= len(req.frames) <= _MAX_PACKS:
             raise InvalidInput(
                 f"frames: {len(req.frames)} frame packs given; send 1 to {_MAX_PACKS} (the segment and its context)"
             )
-        return plan, _PRECISION[req.precision]
+        return plan, asked
 
     def _interpolate(
         self, req: interpolation_pb2.InterpolateRequest

@@ -12,23 +12,19 @@ them. Store settings and the weights dir come from the environment (`LIHQ_*`, se
 from __future__ import annotations
 
 import asyncio
-import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from lihq import log as lihq_log
-from lihq.appargs import checked_args
+from lihq.appargs import AppArgs, deployment_options
 from lihq.errors import LihqError
-from lihq.storage import open_app_store
 from lihq.torchutil import resolve_device
-from services.tts.backends.bark import BarkSettings
-from services.tts.backends.tortoise import TortoiseSettings
-from services.tts.chunks import ChunkDone, ChunkJob, ChunkRenderer
+from services.tts.chunk_render import ChunkDone, ChunkJob, ChunkRenderer
 from services.tts.runner import TtsRunner, TtsRunnerConfig
 from services.tts.servicer import SpeechServicer
 
@@ -36,55 +32,26 @@ PRELOADABLE = ("espeak", "tortoise", "bark")
 
 
 @dataclass(frozen=True)
-class TtsAppArgs:
-    """Typed app arguments (Serve config `args:`), shared by the ingress and the workers."""
+class TtsAppArgs(AppArgs):
+    """Typed app arguments (Serve config `args:`), shared by the ingress and the workers: the
+    runner's settings (TtsRunnerConfig: device, weights_dir, max_text_chars, …; its TorToiSe and
+    Bark settings as `tortoise_<field>` / `bark_<field>`) + a workdir + the backends to preload."""
 
-    bucket: str | None = None
-    prefix: str | None = None
+    app: ClassVar[str] = "tts"
+    nested: ClassVar[tuple[str, ...]] = ("tortoise", "bark", "clips", "pauses")
+    runner: TtsRunnerConfig = field(default_factory=TtsRunnerConfig)
     workdir: str | None = None
-    device: str = "auto"
-    weights_dir: str | None = None  # default: LIHQ_WEIGHTS_DIR
-    max_text_chars: int = 5000
-    tortoise_batch_size: int = 0  # autoregressive samples per batch; 0: from free GPU memory
-    tortoise_half: bool = False
-    tortoise_kv_cache: bool = True
-    bark_max_gen_duration_s: float = 0.0  # 0: Bark's own cap
     preload: tuple[str, ...] = ()  # backends whose weights workers load at start
 
-    @classmethod
-    def parse(cls, args: dict[str, Any] | None) -> TtsAppArgs:
-        args = checked_args("tts", cls, args)
-        hints = typing.get_type_hints(cls)
-        for name, value in args.items():
-            if name == "preload":
-                if isinstance(value, str) or not all(v in PRELOADABLE for v in value):
-                    raise ValueError(f"tts app: preload must list names of {list(PRELOADABLE)}")
-                args[name] = tuple(value)
-                continue
-            allowed = typing.get_args(hints[name]) or (hints[name],)
-            if float in allowed and type(value) is int:
-                value = args[name] = float(value)
-            if type(value) not in allowed:
-                raise ValueError(
-                    f"tts app: {name} must be {' or '.join(t.__name__ for t in allowed)}, got {value!r}"
-                )
-        return cls(**args)
+    def check(self) -> None:
+        if not all(v in PRELOADABLE for v in self.preload):
+            raise ValueError(f"tts app: preload must list names of {list(PRELOADABLE)}")
+        cap = self.runner.bark.max_gen_duration_s
+        if cap is not None and cap <= 0:
+            raise ValueError("tts app: bark_max_gen_duration_s must be > 0 (leave it out for Bark's own cap)")
 
-    def runner_config(self) -> TtsRunnerConfig:
-        over: dict[str, Any] = {
-            "device": self.device,
-            "max_text_chars": self.max_text_chars,
-            "tortoise": TortoiseSettings(
-                batch_size=self.tortoise_batch_size, half=self.tortoise_half, kv_cache=self.tortoise_kv_cache
-            ),
-            "bark": BarkSettings(max_gen_duration_s=self.bark_max_gen_duration_s or None),
-        }
-        if self.weights_dir:
-            over["weights_dir"] = Path(self.weights_dir)
-        return TtsRunnerConfig.from_env(**over)
-
-    def store(self) -> Any:
-        return open_app_store(self.bucket, self.prefix)
+    def workdir_path(self) -> Path | None:
+        return Path(self.workdir) if self.workdir else None
 
 
 def _retyped(exc: BaseException) -> BaseException:
@@ -95,20 +62,14 @@ def _retyped(exc: BaseException) -> BaseException:
     return exc
 
 
-@serve.deployment(
-    name="SpeechWorker",
-    ray_actor_options={"num_cpus": 1, "num_gpus": 0.25},
-    max_ongoing_requests=2,
-    max_queued_requests=256,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1},
-)
+@serve.deployment(**deployment_options("SpeechWorker", max_ongoing=2, max_queued=256, target_ongoing=1))
 class SpeechWorker:
     """Renders one chunk into the store per call; models load once per replica."""
 
     def __init__(self, args: TtsAppArgs) -> None:
         lihq_log.configure()
-        self.runner = TtsRunner(args.runner_config())
-        self.renderer = ChunkRenderer(args.store(), self.runner, Path(args.workdir) if args.workdir else None)
+        self.runner = TtsRunner(args.runner)
+        self.renderer = ChunkRenderer(args.store(), self.runner, args.workdir_path())
         for name in args.preload:
             self.runner.backend(name).warm()
 
@@ -117,20 +78,23 @@ class SpeechWorker:
 
 
 @serve.deployment(
-    name="SpeechService",
-    ray_actor_options={"num_cpus": 0.25, "num_gpus": 0},
-    max_ongoing_requests=16,
-    max_queued_requests=128,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+    **deployment_options(
+        "SpeechService",
+        num_cpus=0.25,
+        num_gpus=0,
+        max_ongoing=16,
+        max_queued=128,
+        max_replicas=2,
+        target_ongoing=8,
+    )
 )
 class SpeechDeployment(SpeechServicer):
     def __init__(self, args: TtsAppArgs, worker: DeploymentHandle) -> None:
         lihq_log.configure()
         self.worker = worker
-        runner = TtsRunner(args.runner_config())
-        device = str(resolve_device(args.device))
-        workdir = Path(args.workdir) if args.workdir else None
-        super().__init__(args.store(), runner, workdir, execute=self._remote, device=device)
+        runner = TtsRunner(args.runner)
+        device = str(resolve_device(args.runner.device))
+        super().__init__(args.store(), runner, args.workdir_path(), execute=self._remote, device=device)
 
     async def _remote(self, job: ChunkJob) -> ChunkDone:
         try:

@@ -32,7 +32,7 @@ from services.tts.backends import (
 )
 from services.tts.backends.bark import BarkSettings
 from services.tts.backends.tortoise import CLIPS_PREFIX, TortoiseSettings
-from services.tts.chunking import Pauses, TextChunk, chunk_text, normalize_text, speakable
+from services.tts.text_split import Pauses, TextChunk, chunk_text, normalize_text, speakable
 
 MANIFEST_SCHEMA = 1
 
@@ -50,8 +50,10 @@ class ClipLimits:
 
 @dataclass(frozen=True)
 class TtsRunnerConfig:
-    weights_dir: Path
-    cache_dir: Path  # local scratch: the Hugging Face cache view tortoise looks its files up in
+    weights_dir: Path | None = None  # None: LIHQ_WEIGHTS_DIR (read when the runner is made)
+    cache_dir: Path | None = (
+        None  # local scratch for tortoise's Hugging Face cache view; None: LIHQ_HOME/cache/tts
+    )
     device: str = "auto"
     max_text_chars: int = 5000  # about five minutes of speech
     max_leading_silence_s: float = 2.0
@@ -64,8 +66,15 @@ class TtsRunnerConfig:
     @classmethod
     def from_env(cls, **overrides: Any) -> TtsRunnerConfig:
         """Weights from LIHQ_WEIGHTS_DIR, scratch under LIHQ_HOME/cache/tts (both via lihq.config)."""
-        base = {"weights_dir": WeightsConfig.from_env().dir, "cache_dir": lihq_home() / "cache" / "tts"}
-        return cls(**{**base, **overrides})
+        return cls(**overrides).resolved()
+
+    def resolved(self) -> TtsRunnerConfig:
+        """This config with unset directories taken from the environment (via lihq.config)."""
+        return replace(
+            self,
+            weights_dir=self.weights_dir or WeightsConfig.from_env().dir,
+            cache_dir=self.cache_dir or lihq_home() / "cache" / "tts",
+        )
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def clip_set_id(digests: Sequence[str]) -> str:
 
 class TtsRunner:
     def __init__(self, cfg: TtsRunnerConfig, backends: Mapping[str, SpeechBackend] | None = None) -> None:
-        self.cfg = cfg
+        self.cfg = cfg.resolved()
         self._backends: dict[str, SpeechBackend] = dict(backends or {})
 
     # -- backends ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from lihq.log import stage_logger
 from lihq.v1 import common_pb2, speech_pb2
 from services.tts import audio
 from services.tts.backends import SAMPLE_RATE
-from services.tts.chunks import ChunkDone, ChunkJob, ChunkRenderer
+from services.tts.chunk_render import ChunkDone, ChunkJob, ChunkRenderer
 from services.tts.runner import SpeechPlan, TtsRunner
 
 STAGE = "tts"

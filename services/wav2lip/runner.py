@@ -30,7 +30,7 @@ from lihq.errors import InvalidInput, ResourceExhausted, WeightsMissing
 from lihq.torchutil import autocast, batched, check_precision, maybe_compile, resolve_device
 from lihq.weights import require, weights_id
 from services.wav2lip import audio
-from services.wav2lip.checkpoints import load_s3fd, load_wav2lip
+from services.wav2lip.checkpoint import load_s3fd, load_wav2lip
 from services.wav2lip.detect import Rect, detect_batch
 from services.wav2lip.faces import crop_faces, face_windows, paste_faces, prediction_u8
 from services.wav2lip.objects import FaceTrack, MelObject

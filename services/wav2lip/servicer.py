@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lihq import precision as precisions
 from lihq.cache import cache_key, stage_digest
 from lihq.errors import InvalidInput
 from lihq.framepack import FramePack, pack_frames, unpack_frames
@@ -26,6 +27,8 @@ from lihq.storage.base import ObjectStore
 from lihq.v1 import common_pb2, lipsync_pb2
 from services.wav2lip import audio
 from services.wav2lip.faces import Pads
+from services.wav2lip.haar import MODEL_ID as haar_model_id
+from services.wav2lip.haar import detect_haar
 from services.wav2lip.objects import FaceTrack, MelObject
 from services.wav2lip.runner import CHECKPOINTS, DEFAULT_CHECKPOINT, Wav2LipRunner
 from services.wav2lip.track import build_track, fixed_track
@@ -34,11 +37,6 @@ STAGE = "wav2lip"
 MEL_MODEL_ID = "wav2lip-mel:hparams@5c90fa9b"  # no weights: the mel is a pure function of the wav
 PACK_TYPE = "application/x-lihq-framepack"
 NPZ_TYPE = "application/x-npz"
-_PRECISION = {
-    common_pb2.PRECISION_FP32: "fp32",
-    common_pb2.PRECISION_FP16: "fp16",
-    common_pb2.PRECISION_BF16: "bf16",
-}
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,10 @@ class LipSyncServicer(HealthMixin):
         pads = self._pads(req)
         box = [req.box.y1, req.box.y2, req.box.x1, req.box.x2] if req.HasField("box") else None
         digests = [refs.object_digest(self.store, p, f"pack {i}") for i, p in enumerate(req.packs)]
-        model_id = "fixed_box" if box else self.runner.detector_id()
+        if req.detector not in ("", "s3fd", "haar"):
+            raise InvalidInput(f"detector {req.detector[:40]!r}: expected s3fd or haar")
+        haar = req.detector == "haar" and box is None
+        model_id = "fixed_box" if box else haar_model_id if haar else self.runner.detector_id()
         params = {
             "pads": list(pads.as_tuple()),
             "carry": req.carry_last_box,
@@ -128,7 +129,7 @@ class LipSyncServicer(HealthMixin):
         if hit:
             track = FaceTrack.from_bytes(self.store.get_bytes(key), "cached track")
         else:
-            clip = self._detect_clip(req.packs, detect=box is None)
+            clip = self._detect_clip(req.packs, detect=box is None, haar=haar)
             if box is not None:
                 track = fixed_track(box, clip.n, clip.height, clip.width, clip.start)
             else:
@@ -164,7 +165,7 @@ class LipSyncServicer(HealthMixin):
         p = req.pads
         return Pads(top=p.top, bottom=p.bottom, left=p.left, right=p.right)
 
-    def _detect_clip(self, packs: Any, detect: bool) -> _Clip:
+    def _detect_clip(self, packs: Any, detect: bool, haar: bool = False) -> _Clip:
         """Read the packs one at a time (only one segment in memory), checking they form one clip."""
         rects: list = []
         first: FramePack | None = None
@@ -183,7 +184,7 @@ class LipSyncServicer(HealthMixin):
                     f"{first.width}x{first.height}@{first.fps}"
                 )
             if detect and pack.count:
-                rects += self.runner.detect(pack.frames)
+                rects += detect_haar(pack.frames) if haar else self.runner.detect(pack.frames)
             expect = pack.end
         assert first is not None
         return _Clip(rects, first.height, first.width, first.start, expect - first.start)
@@ -198,9 +199,7 @@ class LipSyncServicer(HealthMixin):
         checkpoint = req.checkpoint or DEFAULT_CHECKPOINT
         if checkpoint not in CHECKPOINTS:
             raise InvalidInput(f"checkpoint {checkpoint!r}: expected one of {', '.join(CHECKPOINTS)}")
-        if req.precision not in (common_pb2.PRECISION_UNSPECIFIED, *_PRECISION):
-            raise InvalidInput(f"precision {req.precision}: unknown value")
-        precision = _PRECISION.get(req.precision, self.runner.cfg.precision)
+        precision = precisions.from_proto(req.precision, self.runner.cfg.precision)
         seg = (req.segment.start, req.segment.end) if req.segment.end > 0 else None
         if seg is not None and not 0 <= seg[0] < seg[1]:
             raise InvalidInput(f"segment [{seg[0]}, {seg[1]}): need 0 <= start < end")

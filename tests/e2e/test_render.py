@@ -67,7 +67,7 @@ def test_two_pass_render_with_synthetic_weights(tmp_path):
     tail = r.stderr.strip().splitlines()[-4:]
     assert tail[0].startswith("stages done at") and tail[1].startswith("time: "), tail
     order = [part.split()[0] for part in tail[0].split(": ", 1)[1].split(", ")]
-    assert order == ["ingest", "face", "audio", "cut", "fomm", "wav2lip", "gfpgan", "encode"], order
+    assert order == ["ingest", "face", "audio", "cut", "fomm", "wav2lip", "gfpgan", "hls", "encode"], order
     assert tail[2].startswith("weights: SYNTHETIC") and tail[3].startswith(f"wrote {out.resolve()}"), tail
     info = media.probe(out, require_video=True, require_audio=True)
     assert (info.width, info.height, info.video_codec, info.audio_codec) == (256, 256, "h264", "aac")

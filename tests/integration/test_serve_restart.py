@@ -9,6 +9,7 @@ upscale) and only the apps it needs are deployed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -118,29 +119,42 @@ class Serve:
         raise TimeoutError(f"render {render_id} did not finish")
 
 
-@pytest.fixture
-def serve(tmp_path, synthetic_weights) -> Serve:
+def serve_for(tmp_path: Path, weights: Path, replicas: int = 1, **orchestrator_args) -> Serve:
     cfg = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
     cfg["applications"] = [a for a in cfg["applications"] if a["name"] in APPS]
     for app in cfg["applications"]:
         if app["name"] == "orchestrator":
-            app["args"] = dict(app.get("args") or {}, synthetic=True, retry={"attempts": 12, "max_s": 4})
+            args = dict(synthetic=True, retry={"attempts": 12, "max_s": 4}, **orchestrator_args)
+            app["args"] = dict(app.get("args") or {}, **args)
+            for d in app.get("deployments") or []:
+                if d["name"] == "RenderService":
+                    d["num_replicas"] = replicas
     config = tmp_path / "serve.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    s = Serve(tmp_path, config, synthetic_weights)
+    return Serve(tmp_path, config, weights)
+
+
+@pytest.fixture
+def serve(tmp_path, synthetic_weights) -> Serve:
+    s = serve_for(tmp_path, synthetic_weights)
     yield s
     s.stop()
 
 
-def test_a_killed_lihq_serve_resumes_the_render_and_gives_the_same_bytes(serve, tmp_path):
+def tiny_request(stub, tmp_path: Path) -> render_pb2.CreateRenderRequest:
+    """A ~9-frame render of one pass, no upscale, from freshly uploaded inputs."""
     Image.fromarray(astronaut()).save(tmp_path / "face.png")
-    speech = espeak_wav(tmp_path / "speech.wav", "Hi there.", wpm=300)  # ~9 frames
-    serve.start()
-    stub = serve.stub()
+    speech = espeak_wav(tmp_path / "speech.wav", "Hi there.", wpm=300)
     face = stub.UploadInput(chunks(tmp_path / "face.png"), metadata=MD, timeout=60).object
     audio = stub.UploadInput(chunks(speech), metadata=MD, timeout=60).object
     spec = render_pb2.RenderSpec(face=face, audio=audio, passes=1, upscale=1, segment_frames=3)
-    req = render_pb2.CreateRenderRequest(renders=[spec])
+    return render_pb2.CreateRenderRequest(renders=[spec])
+
+
+def test_a_killed_lihq_serve_resumes_the_render_and_gives_the_same_bytes(serve, tmp_path):
+    serve.start()
+    stub = serve.stub()
+    req = tiny_request(stub, tmp_path)
     [r] = stub.CreateRender(req, metadata=MD, timeout=60).renders
 
     deadline = time.monotonic() + 600
@@ -163,3 +177,78 @@ def test_a_killed_lihq_serve_resumes_the_render_and_gives_the_same_bytes(serve, 
             shutil.rmtree(child)
     [again] = serve.stub().CreateRender(req, metadata=MD, timeout=60).renders
     assert serve.wait_done(again.render_id) == resumed
+
+
+def session_processes(serve: Serve, title: str) -> list[int]:
+    """Pids of this `lihq serve` session's processes whose title starts with `title` (Ray names its
+    workers `ray::<Actor>...`); other sessions on the machine are never touched."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            pid = int(d.name)
+            if cmd.startswith(title) and serve.proc.pid in (os.getsid(pid), os.getpgid(pid)):
+                out.append(pid)
+        except (OSError, ProcessLookupError):
+            continue
+    return out
+
+
+def task_log_ids(serve: Serve, render_id: str) -> list[str]:
+    """Every task id of the render's task log, entry by entry (a task written twice shows twice)."""
+    ids: list[str] = []
+    for info in serve.store.list(f"renders/{render_id}/tasks/"):
+        ids += list(json.loads(serve.store.get_bytes(info.key)))
+    return ids
+
+
+@pytest.fixture
+def serve_actors(tmp_path, synthetic_weights) -> Serve:
+    s = serve_for(tmp_path, synthetic_weights, replicas=2, render_actors=True)
+    yield s
+    s.stop()
+
+
+def test_two_replicas_with_render_actors_under_lihq_serve(serve_actors, tmp_path):
+    """`render_actors: true` with 2 RenderService replicas behind Serve's proxy: every call may reach
+    either replica; a render is cancelled from whichever replica gets CancelRender; a render whose actor
+    is SIGKILLed mid-render is restarted by Ray, resumes from its task log and finishes once (no task
+    is written to the log twice: nothing finished before the kill ran again)."""
+    serve = serve_actors
+    serve.start()
+    assert len(session_processes(serve, "ray::ServeReplica:orchestrator:RenderService")) == 2
+    stub = serve.stub()
+    req = tiny_request(stub, tmp_path)
+
+    [b] = stub.CreateRender(req, metadata=MD, timeout=60).renders
+    cancel = render_pb2.CancelRenderRequest(render_id=b.render_id)
+    assert stub.CancelRender(cancel, metadata=MD, timeout=180).state == render_pb2.RENDER_STATE_CANCELLED
+    get_b = render_pb2.GetRenderRequest(render_id=b.render_id)
+    assert {stub.GetRender(get_b, metadata=MD, timeout=10).state for _ in range(4)} == {
+        render_pb2.RENDER_STATE_CANCELLED
+    }
+
+    [a] = stub.CreateRender(req, metadata=MD, timeout=60).renders
+    deadline = time.monotonic() + 600
+    while not any(t.startswith("wav2lip/") for t in serve.finished(a.render_id)):
+        assert time.monotonic() < deadline, "no wav2lip segment finished"
+        time.sleep(0.5)
+    actors = session_processes(serve, "ray::RenderActor")
+    while len(actors) != 1:  # the cancelled render's actor has ended itself
+        assert time.monotonic() < deadline, f"render actors: {actors}"
+        time.sleep(0.5)
+        actors = session_processes(serve, "ray::RenderActor")
+    before = serve.finished(a.render_id)
+    assert "encode" not in before
+    os.kill(actors[0], signal.SIGKILL)
+
+    serve.wait_done(a.render_id)
+    ids = task_log_ids(serve, a.render_id)
+    assert before <= set(ids) and "encode" in ids
+    assert len(ids) == len(set(ids)), sorted(t for t in set(ids) if ids.count(t) > 1)
+    get_a = render_pb2.GetRenderRequest(render_id=a.render_id)
+    assert {stub.GetRender(get_a, metadata=MD, timeout=10).state for _ in range(4)} == {
+        render_pb2.RENDER_STATE_SUCCEEDED
+    }

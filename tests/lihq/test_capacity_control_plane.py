@@ -28,9 +28,9 @@ def test_tasks_per_video_match_the_orchestrators_plan():
 def test_control_plane_capacity_scales_with_replicas_and_is_unbounded_when_unmeasured():
     raw = {"profiles": {}, "control_plane": {"tasks_per_s_per_replica": 1000, "per_render_ms": 0}}
     costs = load_costs(raw)
-    w = Workload(mean_length_s=10, batch=1)  # 38 tasks: 1000 / 38 videos/s per replica
-    assert control_plane_per_hour(w, costs, 1) == pytest.approx(3600 * 1000 / 38)
-    assert control_plane_per_hour(w, costs, 20) == pytest.approx(20 * 3600 * 1000 / 38)
+    w = Workload(mean_length_s=10, batch=1)  # 43 tasks: 1000 / 43 videos/s per replica
+    assert control_plane_per_hour(w, costs, 1) == pytest.approx(3600 * 1000 / 43)
+    assert control_plane_per_hour(w, costs, 20) == pytest.approx(20 * 3600 * 1000 / 43)
     assert control_plane_per_hour(w, load_costs({"profiles": {}})) == math.inf
     with pytest.raises(InvalidInput, match="unknown keys"):
         load_costs({"profiles": {}, "control_plane": {"tasks_per_second": 1}})
@@ -45,8 +45,8 @@ def test_a_slow_orchestrator_is_named_the_bottleneck(tmp_path: Path):
     res = CliRunner().invoke(capacity, args)
     assert res.exit_code == 0, res.output
     [row] = [line.split() for line in res.output.splitlines() if line.strip()[:1].isdigit()]
-    assert row[6] == "orchestrator" and float(row[1]) == pytest.approx(3600 * 5 / 38, rel=1e-3)
-    assert "control plane: 38 orchestrator tasks per video" in res.output
+    assert row[6] == "orchestrator" and float(row[1]) == pytest.approx(3600 * 5 / 43, rel=1e-3)
+    assert "control plane: 43 orchestrator tasks per video" in res.output
     more = CliRunner().invoke(capacity, [*args, "--orchestrators", "100000"])
     [row] = [line.split() for line in more.output.splitlines() if line.strip()[:1].isdigit()]
     assert row[6] != "orchestrator"

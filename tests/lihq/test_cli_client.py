@@ -72,3 +72,23 @@ def test_upload_stores_content_addressed_and_never_rewrites(service, tmp_path):
     assert (root / "store" / "lihq" / key).stat().st_mtime_ns == mtime  # not rewritten
     missing = run("upload", str(tmp_path / "nope.png"), "--address", address, env={})
     assert missing.exit_code != 0 and "no such file" in missing.output and "Traceback" not in missing.output
+
+
+def test_download_writes_the_video_and_refuses_other_files(service, tmp_path):
+    root, address = service
+    store = FileStore(root / "store", "lihq")
+    wav = espeak_wav(tmp_path / "a.wav", "Hi.")
+    Image.fromarray(astronaut()).save(tmp_path / "f.png")
+    rid = run("submit", "--face", str(tmp_path / "f.png"), "--audio", str(wav), "--address", address, env={})
+    rid = rid.output.strip()
+    video = bytes(range(256)) * 9000
+    store.put_bytes(f"renders/{rid}/output.mp4", video)
+    r = run("download", rid, "-o", str(tmp_path / "out.mp4"), "--address", address, env={})
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out.mp4").read_bytes() == video
+    bad = run(
+        "download", rid, "--file", "render.json", "-o", str(tmp_path / "x"), "--address", address, env={}
+    )
+    assert bad.exit_code == 2 and "error: name 'render.json'" in bad.output and not (tmp_path / "x").exists()
+    gone = run("download", "0123456789abcdef", "-o", str(tmp_path / "y"), "--address", address, env={})
+    assert gone.exit_code == 1 and "error: no render" in gone.output and "Traceback" not in gone.output

@@ -42,7 +42,7 @@ def _saturated(x: torch.Tensor, lo: float = 0.01, hi: float = 0.99) -> float:
 
 @torch.no_grad()
 def test_wav2lip_sigmoid_output_not_saturated(root: Path) -> None:
-    from services.wav2lip.checkpoints import load_wav2lip
+    from services.wav2lip.checkpoint import load_wav2lip
 
     net = load_wav2lip(_file(root, "wav2lip_gan"))
     g = torch.Generator().manual_seed(0)
@@ -69,9 +69,9 @@ def test_fomm_keypoints_spread_and_prediction_in_range(root: Path) -> None:
 
 @torch.no_grad()
 def test_s3fd_and_gfpgan_and_realesrgan_finite(root: Path) -> None:
-    from services.gfpgan.models import load_restorer
+    from services.gfpgan.checkpoint import load_restorer
     from services.gfpgan.upsampler import build_rrdbnet
-    from services.wav2lip.checkpoints import load_s3fd
+    from services.wav2lip.checkpoint import load_s3fd
 
     s3fd = load_s3fd(_file(root, "s3fd"))
     assert all(torch.isfinite(o).all() for o in s3fd(_pattern(128, 128) * 255 - 120))
@@ -88,7 +88,7 @@ def test_s3fd_and_gfpgan_and_realesrgan_finite(root: Path) -> None:
 
 @torch.no_grad()
 def test_modnet_matte_in_range_and_varied(root: Path) -> None:
-    from services.modnet.weights import load_modnet
+    from services.modnet.checkpoint import load_modnet
 
     net = load_modnet(_file(root, "modnet"))
     matte = net(_pattern(64, 64) * 2 - 1, True)[2]

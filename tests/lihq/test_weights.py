@@ -168,7 +168,7 @@ def test_wav2lip_module_prefix_stripped(synth_dir: dict[str, object]) -> None:
     assert all(k.startswith("module.") for k in raw["state_dict"])
     sd = loaders.load_wav2lip_checkpoint(path)
     assert not any(k.startswith("module.") for k in sd)
-    from services.wav2lip.checkpoints import load_wav2lip
+    from services.wav2lip.checkpoint import load_wav2lip
 
     load_wav2lip(path)
 
@@ -203,7 +203,7 @@ def test_s3fd_plain_state_dict(synth_dir: dict[str, object]) -> None:
     path = _path(synth_dir["root"], "s3fd")
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in raw.values()) and len(raw) == 65
-    from services.wav2lip.checkpoints import load_s3fd
+    from services.wav2lip.checkpoint import load_s3fd
 
     load_s3fd(path)
 
@@ -216,7 +216,7 @@ def test_gfpgan_params_ema(synth_dir: dict[str, object]) -> None:
     assert synth.state_dict_fingerprint(v13) == synth.state_dict_fingerprint(sd)  # same architecture
     noise = sd["stylegan_decoder.noises.noise0"]
     assert 0.5 < float(noise.std()) < 2 or noise.numel() < 32  # noise buffers hold unit noise
-    from services.gfpgan.models import load_restorer
+    from services.gfpgan.checkpoint import load_restorer
 
     load_restorer(path, torch.device("cpu"))
 
@@ -236,7 +236,7 @@ def test_modnet_dataparallel_with_tied_backbone(synth_dir: dict[str, object]) ->
     assert all(k.startswith("module.") for k in sd)
     alias = "module.lr_branch.backbone.model.features.0.0.weight"
     assert torch.equal(sd[alias], sd["module.backbone.model.features.0.0.weight"])
-    from services.modnet.weights import load_modnet
+    from services.modnet.checkpoint import load_modnet
 
     load_modnet(path)  # strict, checks the aliases agree
 
@@ -259,7 +259,7 @@ def test_facexlib_layouts(synth_dir: dict[str, object]) -> None:
     root = synth_dir["root"]
     det = loaders.load_state_dict(_path(root, "facexlib", 0), strip_prefix=None)
     assert all(k.startswith("module.") for k in det)
-    from services.gfpgan.models import load_face_helper
+    from services.gfpgan.checkpoint import load_face_helper
 
     helper = load_face_helper(root, torch.device("cpu"))  # facexlib's own loaders, strict
     assert type(helper.face_det).__name__ == "RetinaFace" and type(helper.face_parse).__name__ == "ParseNet"
@@ -353,7 +353,7 @@ def test_wrong_model_file(synth_dir: dict[str, object]) -> None:
     assert "FOMM" in str(err.value) and "GFPGAN" in str(err.value)
     with pytest.raises(loaders.WrongCheckpoint, match="Wav2Lip"):
         loaders.load_wav2lip_checkpoint(_path(synth_dir["root"], "qvi"))
-    from services.wav2lip.checkpoints import load_s3fd
+    from services.wav2lip.checkpoint import load_s3fd
 
     with pytest.raises(loaders.WrongCheckpoint, match="missing keys.*unexpected keys"):
         load_s3fd(_path(synth_dir["root"], "qvi", 1))

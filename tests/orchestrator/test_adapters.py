@@ -27,7 +27,14 @@ from orchestrator.plan import build_plan
 from orchestrator.scheduler import TaskResult
 from orchestrator.spec import Background, RenderSpec
 
-INPUTS = {"inputs/face.png", "inputs/speech.wav", "inputs/ref.mp4", "inputs/bg.png", "inputs/bg.mp4"}
+INPUTS = {
+    "inputs/face.png",
+    "inputs/speech.wav",
+    "inputs/ref.mp4",
+    "inputs/bg.png",
+    "inputs/bg.mp4",
+    "inputs/talking.mp4",
+}
 
 # (app, method) -> request fields the real servicer requires (a scalar must be non-zero / non-empty)
 REQUIRED = {
@@ -38,6 +45,10 @@ REQUIRED = {
     ("media", "CutVideo"): ("video", "duration_s", "segment_frames", "width", "height", "fps"),
     ("media", "PasteBack"): ("frames", "image", "transform"),
     ("media", "Encode"): ("packs", "audio", "output_key"),
+    ("media", "EncodeSegment"): ("pack", "audio", "end_s", "output_key"),
+    ("media", "FaceVideoFrames"): ("video",),
+    ("media", "FaceVideoCrop"): ("frames", "track"),
+    ("media", "FaceVideoPaste"): ("frames", "track", "restored"),
     ("tts", "Synthesize"): ("text",),
     ("fomm", "PrepareMotion"): ("source", "driving_first", "checkpoint"),
     ("fomm", "Animate"): ("source", "driving", "segment", "globals"),
@@ -207,6 +218,13 @@ SPECS = {
     "paste_back": replace(BASE, paste_back=True, passes=1),
     "gfpgan14_wav2lip": replace(BASE, gfpgan_version="1.4", wav2lip_checkpoint="wav2lip", seed=7),
     "draft": replace(BASE, draft_seconds=0.5),
+    # issue #15: the reference's own lips (no Wav2Lip) from a seeded start; a procedural-motion preset
+    "keep_lips_random_offset": replace(
+        BASE, reference_video_key="inputs/ref.mp4", keep_lips=True, reference_offset_random=True, seed=3
+    ),
+    "motion_preset": replace(BASE, motion_preset="nodding", seed=2),
+    # issue #15: a video as the face (dubbing)
+    "video_face": replace(BASE, face_key="inputs/talking.mp4", face_video=True),
     "everything": replace(
         BASE,
         reference_video_key="inputs/ref.mp4",
@@ -258,8 +276,24 @@ def test_synthetic_render_gives_wav2lip_the_known_face_box():
     assert results["wav2lip.track"].outputs["synthetic_box"] is True
 
 
+def test_keep_lips_calls_no_lipsync_stage():
+    world, _ = run_plan(SPECS["keep_lips_random_offset"])
+    assert world.calls[("media", "CutVideo")] and world.calls[("gfpgan", "Restore")]
+    assert not [c for c in world.calls if c[0] == "wav2lip"]
+    assert not world.calls[("media", "ExtractAudio")]  # the 16 kHz copy fed only Wav2Lip's mel
+
+
 def test_every_adapter_is_exercised():
     seen = set()
     for spec in SPECS.values():
         seen |= {t.id.split("/")[0] for t in build_plan(spec, 2.3).tasks.values()}
-    assert seen == set(ADAPTERS) - {"tts"}  # "tts" is reached through the speech adapter
+    # "tts" is reached through the speech adapter, "face.video" through the face adapter
+    assert seen == set(ADAPTERS) - {"tts", "face.video"}
+
+
+def test_video_face_checks_for_a_face_with_haar_in_synthetic_mode_and_skips_fomm():
+    world, results = run_plan(SPECS["video_face"])
+    assert results["face"].outputs["kind"] == "video"
+    assert world.calls[("media", "FaceVideoFrames")] == 1 + len(build_plan(SPECS["video_face"], 2.3).segments)
+    assert world.calls[("wav2lip", "TrackFaces")] == 2  # the face check (samples) and the whole track
+    assert not [c for c in world.calls if c[0] == "fomm"]

@@ -40,6 +40,10 @@ class CountingStore(FileStore):
         self.puts.append((key, threading.current_thread().name))
         return super().put_bytes(key, data, content_type)
 
+    def put_marker(self, key):
+        self.puts.append((key, threading.current_thread().name))
+        return super().put_marker(key)
+
     def get_bytes(self, key):
         self.gets.append(key)
         return super().get_bytes(key)
@@ -69,6 +73,53 @@ def test_a_long_render_writes_its_record_a_bounded_number_of_times_and_never_on_
     assert {t for _, t in store.puts} and "MainThread" not in {t for _, t in store.puts}
     saved = RenderStore(store).load(done.render_id, results=True)
     assert set(saved.results) >= {"encode", "speech", "face"} and len(saved.results) == tasks
+
+
+def test_concurrent_creations_are_saved_by_group_commit_off_the_loop_and_durable_when_answered(tmp_path):
+    """50 CreateRender calls at once: each answered render is already in the store (record + its two
+    index markers), every write ran on the creation threads (not the loop, not the journals' threads),
+    and the renders it starts do not write RUNNING during the burst."""
+
+    class SlowStages(FakeStages):
+        async def run(self, task, deps):
+            await asyncio.sleep(30)
+
+    async def go():
+        orch, store = make(tmp_path, SlowStages(), progress_interval_s=3600)
+        answered = []
+
+        async def one(i):
+            [rec] = await orch.create([SPEC], idempotency_key=f"k{i}" if i % 2 else "")
+            fresh = RenderStore(FileStore(tmp_path / "store", "lihq"))  # what another replica sees
+            answered.append((rec.render_id, fresh.load(rec.render_id).state))
+            if i % 2:
+                assert fresh.lookup_idempotent(f"k{i}") == [rec.render_id]
+
+        await asyncio.gather(*(one(i) for i in range(50)))
+        writes = list(store.puts)
+        index = RenderStore(FileStore(tmp_path / "store", "lihq"))
+        listed = (set(index.ids()), set(index.ids(QUEUED)))
+        for task, _ in orch._running.values():  # noqa: SLF001 - stop the renders started
+            task.cancel()
+        return answered, writes, listed
+
+    answered, writes, (every, queued) = asyncio.run(go())
+    assert len(answered) == 50 and {s for _, s in answered} == {QUEUED}
+    assert every == {rid for rid, _ in answered} == queued
+    per_render = [k for k, _ in writes if "/_idempotency/" not in k]
+    assert len(per_render) == 3 * 50  # the record and two index markers each, nothing else yet
+    assert all(t.startswith("lihq-create") for _, t in writes), {t for _, t in writes}
+
+
+def test_a_marker_is_an_empty_object_that_replaces_what_was_there(tmp_path):
+    store = FileStore(tmp_path, "lihq")
+    store.put_bytes("a/b", b"old content")
+    info = store.put_marker("a/b")
+    assert info.size == 0 and store.get_bytes("a/b") == b"" and store.stat("a/b").size == 0
+    store.put_marker("a/c")
+    assert [i.key for i in store.list("a/")] == ["a/b", "a/c"]
+    with pytest.raises(Exception, match="directory of other objects"):
+        store.put_marker("a")
 
 
 def test_a_failed_write_of_progress_is_not_lost_and_the_final_record_wins(tmp_path):

@@ -16,7 +16,7 @@ from orchestrator.actors import NAMESPACE, ActorOrchestrator, actor_name
 from orchestrator.core import Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy, TaskResult
 from orchestrator.spec import RenderSpec
-from orchestrator.state import SUCCEEDED
+from orchestrator.state import CANCELLED, SUCCEEDED
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -112,3 +112,27 @@ def test_a_killed_render_actor_is_restarted_and_resumes_without_recomputing(loca
     assert len(redone) <= 6, redone
     assert after.count("face") == 1 and after.count("speech") == 1 and after.count("encode") == 1
     assert len(after) < 2 * len(set(after))  # not a second full render
+
+
+def test_a_render_is_cancelled_through_its_actor_which_then_ends(local_ray, tmp_path):
+    """The actor ends itself as soon as its render is over, possibly before its answer to `cancel`
+    leaves it: the caller still gets CANCELLED (from the store), and the actor is gone."""
+    root = str(tmp_path / "store")
+    orch = ActorOrchestrator(functools.partial(make, root, 5.0))
+
+    async def go():
+        [rec] = await orch.create([SPEC])
+        while "gfpgan" not in " ".join(calls(tmp_path / "store")):
+            await asyncio.sleep(0.1)
+        return await asyncio.wait_for(orch.cancel(rec.render_id), 120)
+
+    done = asyncio.run(go())
+    assert done.state == CANCELLED and "encode" not in calls(tmp_path / "store")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(actor_name(done.render_id), namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the cancelled render's actor is still alive")

@@ -203,6 +203,13 @@ def _rpc_calls(w: World) -> dict[str, Callable[[tuple], Any]]:
         "WatchRender": lambda md: list(
             rs.WatchRender(render_pb2.WatchRenderRequest(render_id=w.victim_render), metadata=md, timeout=60)
         ),
+        "ReadRenderFile": lambda md: list(
+            rs.ReadRenderFile(
+                render_pb2.ReadRenderFileRequest(render_id=w.victim_render, name="hls/index.m3u8"),
+                metadata=md,
+                timeout=60,
+            )
+        ),
         "UploadInput": lambda md: rs.UploadInput(
             iter(
                 [
@@ -228,7 +235,15 @@ def _cred_case(rpc: str, cred: str | None) -> Case:
     return run
 
 
-RPCS = ("CreateRender", "GetRender", "CancelRender", "ListRenders", "WatchRender", "UploadInput")
+RPCS = (
+    "CreateRender",
+    "GetRender",
+    "CancelRender",
+    "ListRenders",
+    "WatchRender",
+    "UploadInput",
+    "ReadRenderFile",
+)
 for _rpc in RPCS:
     for _name, _cred in BAD_CREDENTIALS.items():
         add_case(f"auth-{_rpc}-{_name}", C.UNAUTHENTICATED, _cred_case(_rpc, _cred))
@@ -254,6 +269,58 @@ for _rpc in ("GetRender", "CancelRender", "WatchRender"):
         C.NOT_FOUND if _rpc != "CancelRender" else C.PERMISSION_DENIED,
         (lambda rpc: lambda w: _rpc_calls(w)[rpc](w.md("reader")))(_rpc),
     )
+
+# ReadRenderFile: another tenant's render is NOT_FOUND (no file is probed); only output.mp4 and hls/<name>
+for _who in ("attacker", "reader"):
+    add_case(
+        f"tenant-{_who}-ReadRenderFile-victims-render",
+        C.NOT_FOUND,
+        (lambda who: lambda w: _rpc_calls(w)["ReadRenderFile"](w.md(who)))(_who),
+        "no render",
+    )
+for _name, _file in {
+    "record": "render.json",
+    "task-log": "tasks/0.json",
+    "traversal": "../render.json",
+    "hls-traversal": "hls/../render.json",
+    "deep-traversal": "hls/../../../tokens.json",
+    "absolute": "/etc/passwd",
+    "nested": "hls/a/b.ts",
+    "dot-file": "hls/.x",
+    "empty": "",
+    "nul": "hls/index.m3u8\x00",
+    "backslash": "hls\\index.m3u8",
+    "10k": "hls/" + "a" * 10_000,
+}.items():
+    for _who in ("admin", "attacker"):  # the name is checked first: nothing about the render leaks
+        add_case(
+            f"read-file-{_who}-{_name}",
+            C.INVALID_ARGUMENT,
+            (
+                lambda f, who: (
+                    lambda w: list(
+                        w.rs.ReadRenderFile(
+                            render_pb2.ReadRenderFileRequest(render_id=w.victim_render, name=f),
+                            metadata=w.md(who),
+                            timeout=60,
+                        )
+                    )
+                )
+            )(_file, _who),
+            "readable files",
+        )
+add_case(
+    "read-file-negative-offset",
+    C.INVALID_ARGUMENT,
+    lambda w: list(
+        w.rs.ReadRenderFile(
+            render_pb2.ReadRenderFileRequest(render_id=w.victim_render, name="output.mp4", offset=-5),
+            metadata=w.md("admin"),  # one who may see the render: the offset is checked after ownership
+            timeout=60,
+        )
+    ),
+    "offset",
+)
 
 
 @case("tenant-list-hides-victims-renders", C.OK)
@@ -323,6 +390,7 @@ STAGE_RPCS = [
     ("media", media_pb2_grpc.MediaServiceStub, "PrepareFace", media_pb2.PrepareFaceRequest()),
     ("media", media_pb2_grpc.MediaServiceStub, "ProceduralMotion", media_pb2.ProceduralMotionRequest()),
     ("media", media_pb2_grpc.MediaServiceStub, "PasteBack", media_pb2.PasteBackRequest()),
+    ("media", media_pb2_grpc.MediaServiceStub, "EncodeSegment", media_pb2.EncodeSegmentRequest()),
     ("tts", speech_pb2_grpc.SpeechServiceStub, "Synthesize", speech_pb2.SynthesizeRequest(text="hi")),
     ("tts", speech_pb2_grpc.SpeechServiceStub, "SynthesizeChunk", speech_pb2.SynthesizeChunkRequest()),
     ("tts", speech_pb2_grpc.SpeechServiceStub, "ListVoices", speech_pb2.ListVoicesRequest()),

@@ -24,7 +24,8 @@ import torch
 
 from lihq.errors import FailedPrecondition, InvalidInput, WeightsMissing
 from lihq.torchutil import resolve_device
-from lihq.weights.loaders import check_against_manifest, load_state_dict, read_checkpoint
+from lihq.weights.load import load_weights
+from lihq.weights.loaders import read_checkpoint
 from services.tts.backends.base import (
     Availability,
     ChunkPolicy,
@@ -106,22 +107,19 @@ def load_gpt(path: Path, kind: str) -> torch.nn.Module:
 
     args, sd = read_gpt_checkpoint(path)
     model = FineGPT(FineGPTConfig(**args)) if kind == "fine" else GPT(GPTConfig(**args))
-    own = model.state_dict()
-    sd = {k: v for k, v in sd.items() if k in own or not k.endswith(".attn.bias")}  # causal masks
-    check_against_manifest(sd, {k: list(v.shape) for k, v in own.items()}, what=f"bark {kind}", strip=None)
-    model.load_state_dict(sd, strict=True)
-    return model.eval()
+    own = set(model.state_dict())
+
+    def checkpoint_filter_fn(s):  # the causal-mask buffers some files carry
+        return {k: v for k, v in s.items() if k in own or not k.endswith(".attn.bias")}
+
+    return load_weights(model, sd, filter_fn=checkpoint_filter_fn, what=f"bark {kind}").eval()
 
 
 def load_codec(path: Path) -> torch.nn.Module:
     from encodec import EncodecModel
 
     model = EncodecModel.encodec_model_24khz(pretrained=False)
-    sd = load_state_dict(path, strip_prefix=None)
-    check_against_manifest(
-        sd, {k: list(v.shape) for k, v in model.state_dict().items()}, what="EnCodec 24 kHz", strip=None
-    )
-    model.load_state_dict(sd, strict=True)
+    load_weights(model, path, what="EnCodec 24 kHz")
     model.set_target_bandwidth(6.0)  # as bark's _load_codec_model
     return model.eval()
 

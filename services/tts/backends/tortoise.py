@@ -28,7 +28,7 @@ from lihq.errors import FailedPrecondition, InvalidInput, WeightsMissing
 from lihq.media import decode_audio
 from lihq.torchutil import resolve_device
 from lihq.weights.loaders import read_checkpoint
-from services.tts.backends import tortoise_load as tl
+from services.tts.backends import tortoise_checkpoint as tl
 from services.tts.backends.base import (
     Availability,
     ChunkPolicy,

@@ -9,7 +9,7 @@ from services.fomm.deployment import FommAppArgs, MotionDeployment, build_app
 
 def test_defaults_and_runner_config():
     args = FommAppArgs.parse({})
-    cfg = args.runner_config()
+    cfg = args.runner  # the runner's own config: one definition of each default
     assert (cfg.device, cfg.batch_size, cfg.precision, cfg.align_corners) == ("auto", 25, "fp32", False)
     args = FommAppArgs.parse(
         {
@@ -20,7 +20,7 @@ def test_defaults_and_runner_config():
             "preload": ["vox"],
         }
     )
-    assert args.preload == ("vox",) and args.runner_config().precision == "bf16"
+    assert args.preload == ("vox",) and args.runner.precision == "bf16"
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from skimage import img_as_ubyte
 from skimage.transform import resize
 
 from lihq.errors import InvalidInput
-from services.fomm import motion
-from services.fomm.motion import Mode, MotionGlobals
+from services.fomm import keypoints as motion
+from services.fomm.keypoints import Mode, MotionGlobals
 from services.fomm.nets import Keypoints
 from services.fomm.runner import aligned_blocks
 from tests.reference import needs

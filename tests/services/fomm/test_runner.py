@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lihq.errors import FailedPrecondition, InvalidInput
-from services.fomm.motion import Mode
+from services.fomm.keypoints import Mode
 from services.fomm.runner import AnimateSpec, FommRunner, FommRunnerConfig
 
 

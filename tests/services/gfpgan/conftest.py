@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from lihq.weights import synthesize
-from services.gfpgan.models import FaceModels, add_restorer, load_face_models
+from services.gfpgan.checkpoint import FaceModels, add_restorer, load_face_models
 
 
 @pytest.fixture(scope="session", autouse=True)

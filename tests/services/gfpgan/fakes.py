@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from lihq.weights import fill
+from services.gfpgan.checkpoint import FaceModels, build_restorer
 from services.gfpgan.compat import upstream
-from services.gfpgan.models import FaceModels, build_restorer
 
 # FFHQ 5-point template (facexlib) scaled to a face of width 1: eyes, nose, mouth corners.
 _TEMPLATE = (

@@ -14,9 +14,9 @@ import torch
 
 from services.gfpgan.batched import BatchSettings, FacePlan, restore_segment
 from services.gfpgan.compat import upstream
-from services.gfpgan.convert import parser_lut, restorer_lut, to_bgr_uint8, to_tensor
 from services.gfpgan.noise import NoiseSpec, NoisyRestorer
 from services.gfpgan.reference import enhance_faces, enhance_frames
+from services.gfpgan.tensors import parser_lut, restorer_lut, to_bgr_uint8, to_tensor
 from tests.services.gfpgan.fakes import InjectedDetector, make_frames, tiny_models
 
 CPU = torch.device("cpu")

@@ -10,7 +10,7 @@ import torch
 
 from lihq.weights.fill import fill_state_dict
 from lihq.weights.loaders import WrongCheckpoint
-from services.gfpgan import models
+from services.gfpgan import checkpoint as models
 
 TINY = {"narrow": 0.0625, "channel_multiplier": 1, "num_style_feat": 64, "num_mlp": 2}
 

@@ -8,21 +8,19 @@ empty weights dir, for FAILED_PRECONDITION.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import threading
 
 import grpc
 import numpy as np
 import pytest
 
 from lihq.framepack import pack_frames, unpack_frames
-from lihq.grpc.server import serve_plain
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, restoration_pb2, restoration_pb2_grpc
-from services.gfpgan.models import FaceModels
+from services.gfpgan.checkpoint import FaceModels
 from services.gfpgan.runner import GfpganConfig, GfpganRunner
 from services.gfpgan.servicer import FaceRestorationServicer
+from tests.plaingrpc import plain_server
 from tests.services.gfpgan.fakes import InjectedDetector, make_frames
 
 SERVICE = restoration_pb2.DESCRIPTOR.services_by_name["FaceRestorationService"]
@@ -41,28 +39,9 @@ def plain(tmp_path_factory, official_models, gfpgan_weights_dir):
     ok = FaceRestorationServicer(store, GfpganRunner(GfpganConfig(gfpgan_weights_dir, batch_size=1), models))
     empty_dir = tmp_path_factory.mktemp("no-weights")
     empty = FaceRestorationServicer(store, GfpganRunner(GfpganConfig(empty_dir)))
-    loop = asyncio.new_event_loop()
-    started, holder = threading.Event(), {}
-
-    async def main():
-        holder["done"] = asyncio.Event()
-        holder["a"] = await serve_plain(ok, [SERVICE])
-        holder["b"] = await serve_plain(empty, [SERVICE])
-        started.set()
-        await holder["done"].wait()
-        await holder["a"][0].stop(0)
-        await holder["b"][0].stop(0)
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    t.start()
-    assert started.wait(60)
-    chans = [grpc.insecure_channel(f"127.0.0.1:{holder[k][1]}") for k in ("a", "b")]
-    stubs = [restoration_pb2_grpc.FaceRestorationServiceStub(c) for c in chans]
-    yield stubs[0], stubs[1], store, frames
-    for c in chans:
-        c.close()
-    loop.call_soon_threadsafe(holder["done"].set)
-    t.join(60)
+    with plain_server(ok, [SERVICE]) as a, plain_server(empty, [SERVICE]) as b:
+        stub = restoration_pb2_grpc.FaceRestorationServiceStub
+        yield stub(a), stub(b), store, frames
 
 
 def _put_pack(store, frames_bgr, key="uploads/seg.lfp", start=0):
@@ -139,7 +118,7 @@ def test_app_args_are_typed_and_checked(tmp_path):
     from services.gfpgan.deployment import GfpganAppArgs
 
     args = GfpganAppArgs.parse({"weights_dir": str(tmp_path), "batch_size": 4, "precision": "bf16"})
-    cfg = args.runner_config()
+    cfg = args.runner
     assert (cfg.weights_dir, cfg.batch_size, cfg.precision) == (tmp_path, 4, "bf16")
     with pytest.raises(ValueError, match="unknown args"):
         GfpganAppArgs.parse({"batchsize": 4})

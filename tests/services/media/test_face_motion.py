@@ -10,7 +10,8 @@ from lihq.errors import InvalidInput
 from lihq.framepack import unpack_frames
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, media_pb2, media_pb2_grpc
-from services.media import face, motion
+from services.media import face
+from services.media import procedural_motion as motion
 from services.media.servicer import MediaServicer
 from tests.plaingrpc import plain_server
 

@@ -10,7 +10,7 @@ from services.modnet.deployment import MattingDeployment, ModnetAppArgs, build_a
 
 def test_args_parse_and_reject_unknown_or_bad_values():
     args = ModnetAppArgs.parse({"device": "cpu", "batch_size": 4, "precision": "bf16"})
-    cfg = args.runner_config()
+    cfg = args.runner
     assert (cfg.device, cfg.batch_size, cfg.precision, cfg.ref_size) == ("cpu", 4, "bf16", 512)
     with pytest.raises(ValueError, match="unknown args"):
         ModnetAppArgs.parse({"batchsize": 4})

@@ -7,8 +7,8 @@ import torch
 
 from lihq.errors import WeightsMissing
 from lihq.weights.loaders import WrongCheckpoint, load_state_dict
+from services.modnet.checkpoint import build_modnet, checkpoint_filter, load_modnet
 from services.modnet.nets import MODNet
-from services.modnet.weights import build_modnet, checkpoint_filter, load_modnet
 from tests.reference import load_manifest, needs
 
 MANIFEST = "modnet/manifests/modnet_photographic_portrait_matting.json"

@@ -7,9 +7,7 @@ pipeline at ref size 512 is checked by the verify tests.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import threading
 
 import grpc
 import numpy as np
@@ -17,12 +15,12 @@ import pytest
 from PIL import Image
 
 from lihq.framepack import pack_frames, unpack_frames
-from lihq.grpc.server import serve_plain
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, matting_pb2, matting_pb2_grpc
 from lihq.weights import require
 from services.modnet.runner import ModnetConfig, ModnetRunner
 from services.modnet.servicer import MattingServicer
+from tests.plaingrpc import plain_server
 
 FPS = 10.0
 
@@ -33,34 +31,21 @@ def plain(tmp_path_factory, modnet_ckpt):
     store = FileStore(tmp_path_factory.mktemp("store") / "store", "lihq")
     empty_weights = tmp_path_factory.mktemp("no-weights")
     runner = ModnetRunner.from_checkpoint(modnet_ckpt, ModnetConfig(device="cpu", batch_size=2, ref_size=64))
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict = {}
 
     def missing() -> ModnetRunner:
         return ModnetRunner.from_checkpoint(require("modnet", empty_weights))
 
-    async def main():
-        names = [matting_pb2.DESCRIPTOR.services_by_name["MattingService"]]
-        holder["ok"] = await serve_plain(MattingServicer(store, runner), names)
-        holder["none"] = await serve_plain(MattingServicer(store, missing), names)
-        holder["done"] = asyncio.Event()
-        started.set()
-        await holder["done"].wait()  # stop both servers inside the loop, then let it end
-        for server, _ in (holder["ok"], holder["none"]):
-            await server.stop(None)
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    t.start()
-    assert started.wait(30)
-    channels = [grpc.insecure_channel(f"127.0.0.1:{holder[k][1]}") for k in ("ok", "none")]
-    stubs = [matting_pb2_grpc.MattingServiceStub(ch) for ch in channels]
-    yield stubs[0], stubs[1], store, runner
-    for ch in channels:
-        ch.close()
-    loop.call_soon_threadsafe(holder["done"].set)
-    t.join(30)
-    assert not t.is_alive()
+    names = [matting_pb2.DESCRIPTOR.services_by_name["MattingService"]]
+    with (
+        plain_server(MattingServicer(store, runner), names) as ok,
+        plain_server(MattingServicer(store, missing), names) as none,
+    ):
+        yield (
+            matting_pb2_grpc.MattingServiceStub(ok),
+            matting_pb2_grpc.MattingServiceStub(none),
+            store,
+            runner,
+        )
 
 
 def _speaker_pack(store, key="uploads/speaker.lfp", n=4, h=24, w=32, start=50, seed=0):

@@ -8,7 +8,7 @@ import pytest
 from lihq import media
 from services.tts import audio
 from services.tts.backends import ChunkPolicy
-from services.tts.chunking import Pauses, chunk_text, normalize_text, speakable, split_long, split_sentences
+from services.tts.text_split import Pauses, chunk_text, normalize_text, speakable, split_long, split_sentences
 
 RATE = 24000
 

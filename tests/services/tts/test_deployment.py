@@ -14,11 +14,12 @@ def test_args_parse_types_and_unknown_keys():
     a = TtsAppArgs.parse(
         {"device": "cpu", "tortoise_batch_size": 8, "bark_max_gen_duration_s": 10, "preload": ["espeak"]}
     )
-    assert a.device == "cpu" and a.tortoise_batch_size == 8 and a.bark_max_gen_duration_s == 10.0
+    assert a.runner.device == "cpu" and a.runner.tortoise.batch_size == 8
+    assert a.runner.bark.max_gen_duration_s == 10.0
     assert a.preload == ("espeak",)
     with pytest.raises(ValueError, match="unknown args"):
         TtsAppArgs.parse({"devcie": "cpu"})
-    with pytest.raises(ValueError, match="must be int"):
+    with pytest.raises(ValueError, match="max_text_chars must be int"):
         TtsAppArgs.parse({"max_text_chars": "many"})
     with pytest.raises(ValueError, match="preload"):
         TtsAppArgs.parse({"preload": "tortoise"})
@@ -27,9 +28,11 @@ def test_args_parse_types_and_unknown_keys():
 def test_runner_config_from_args(tmp_path):
     cfg = TtsAppArgs.parse(
         {"weights_dir": str(tmp_path), "tortoise_half": True, "max_text_chars": 100}
-    ).runner_config()
+    ).runner
     assert cfg.weights_dir == Path(tmp_path) and cfg.tortoise.half and cfg.max_text_chars == 100
     assert cfg.bark.max_gen_duration_s is None
+    with pytest.raises(ValueError, match="bark_max_gen_duration_s must be > 0"):
+        TtsAppArgs.parse({"bark_max_gen_duration_s": 0})
 
 
 def test_build_app_binds_ingress_and_workers():

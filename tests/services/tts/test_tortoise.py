@@ -23,7 +23,7 @@ from lihq.errors import InvalidInput, WeightsMissing  # noqa: E402
 from lihq.storage import FileStore  # noqa: E402
 from lihq.v1 import common_pb2, speech_pb2, speech_pb2_grpc  # noqa: E402
 from lihq.weights.loaders import WrongCheckpoint  # noqa: E402
-from services.tts.backends import tortoise_load as tl  # noqa: E402
+from services.tts.backends import tortoise_checkpoint as tl  # noqa: E402
 from services.tts.backends.tortoise import TortoiseSettings  # noqa: E402
 from services.tts.runner import TtsRunner, TtsRunnerConfig  # noqa: E402
 from services.tts.servicer import SpeechServicer  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.tts.backends.tortoise_load import TortoiseArch
+from services.tts.backends.tortoise_checkpoint import TortoiseArch
 
 TINY_TORTOISE = TortoiseArch(
     ar_layers=1,
@@ -42,7 +42,7 @@ def write_tiny_tortoise(weights_dir: Path, seed: int = 0, arch: TortoiseArch = T
     """Files at `weights_dir/tortoise/*.pth`, as `lihq weights fetch tortoise` lays them out."""
     from tortoise.models.random_latent_generator import RandomLatentConverter
 
-    from services.tts.backends.tortoise_load import _networks
+    from services.tts.backends.tortoise_checkpoint import _networks
 
     torch.manual_seed(seed)
     nets = _networks(arch)

@@ -9,7 +9,7 @@ import torch
 
 from lihq.errors import WeightsMissing
 from lihq.weights.loaders import CorruptCheckpoint, WrongCheckpoint, load_state_dict
-from services.wav2lip.checkpoints import load_s3fd, load_wav2lip
+from services.wav2lip.checkpoint import load_s3fd, load_wav2lip
 from services.wav2lip.nets.s3fd import S3FD
 from services.wav2lip.nets.wav2lip import Wav2Lip
 from tests.reference import load_manifest, needs

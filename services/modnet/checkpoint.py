@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from lihq.weights.loaders import WrongCheckpoint, check_against_manifest, load_state_dict, remove_prefix
+from lihq.weights.load import load_weights
+from lihq.weights.loaders import WrongCheckpoint, remove_prefix
 from services.modnet.nets import MODNet
 
 StateDict = dict[str, torch.Tensor]
@@ -52,19 +53,12 @@ def build_modnet(sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> 
 
     Missing / unexpected keys and shape mismatches raise WrongCheckpoint listing them.
     """
-    model = MODNet()
-    filtered = checkpoint_filter(sd, source)
-    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
-    check_against_manifest(filtered, expected, what=source, strip=None)
-    model.load_state_dict(filtered, strict=True)
-    return model.eval()
+    return load_weights(MODNet(), sd, filter_fn=lambda s: checkpoint_filter(s, source), what=source).eval()
 
 
 def load_modnet(path: str | Path) -> MODNet:
-    """Read the checkpoint at `path` through `lihq.weights.loaders` (weights-only) and build the net.
+    """Read the checkpoint at `path` weights-only and build the net (`lihq.weights.load.load_weights`).
 
     Errors: absent file -> WeightsMissing; unreadable -> CorruptCheckpoint; wrong model -> WrongCheckpoint.
     """
-    path = Path(path)
-    sd = load_state_dict(path, strip_prefix=None)
-    return build_modnet(sd, source=str(path))
+    return load_weights(MODNet(), path, filter_fn=lambda s: checkpoint_filter(s, str(path))).eval()

@@ -9,17 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lihq import precision as precisions
 from lihq.errors import InvalidInput
-from lihq.torchutil import check_precision
 from lihq.v1 import common_pb2, matting_pb2
 from services.modnet.background import BackgroundSpec
 from services.modnet.compose import Placement, parse_color
 
-_PRECISION = {
-    common_pb2.PRECISION_FP32: "fp32",
-    common_pb2.PRECISION_FP16: "fp16",
-    common_pb2.PRECISION_BF16: "bf16",
-}
 _FIT = {
     matting_pb2.BACKGROUND_FIT_UNSPECIFIED: "stretch",
     matting_pb2.BACKGROUND_FIT_STRETCH: "stretch",
@@ -46,10 +41,8 @@ def _enum(table: dict[int, str], value: int, what: str) -> str:
 
 
 def precision(value: int, default: str) -> str:
-    """PRECISION_UNSPECIFIED -> the deployment's default."""
-    if value == common_pb2.PRECISION_UNSPECIFIED:
-        return check_precision(default)
-    return _enum(_PRECISION, value, "precision")
+    """PRECISION_UNSPECIFIED -> the deployment's default (lihq.precision.from_proto)."""
+    return precisions.from_proto(value, default)
 
 
 def alpha_format(value: int) -> str:

@@ -1,6 +1,6 @@
 """PrepareFace / ProceduralMotion / PasteBack RPCs of MediaService (mixed into MediaServicer).
 
-The pure work lives in services/media/face.py and motion.py; this layer fetches objects, derives
+The pure work lives in services/media/face.py and procedural_motion.py; this layer fetches objects, derives
 content-addressed keys and puts results, like the rest of the servicer.
 """
 
@@ -20,12 +20,13 @@ from lihq.grpc import refs
 from lihq.grpc.errors import rpc_method
 from lihq.storage.base import ObjectStore
 from lihq.v1 import common_pb2, media_pb2
-from services.media import face, motion
+from services.media import face
+from services.media import procedural_motion as motion
 
 STAGE = "media"
 
 
-class FaceMotionMixin:
+class FaceRpcsMixin:
     """Needs `store`, `_tmp()` and `_metrics()` from the class it is mixed into (MediaServicer)."""
 
     store: ObjectStore
@@ -83,13 +84,16 @@ class FaceMotionMixin:
             raise InvalidInput(
                 f"segment [{seg.start}, {seg.end}) must be non-empty, start >= 0, <= 10000 frames"
             )
+        mp = motion.preset(req.motion, req.seed, fps)  # an unknown preset: INVALID_ARGUMENT naming it
         src = refs.object_digest(self.store, req.face, "face")
         params = {"seed": req.seed, "fps": fps, "start": seg.start, "end": seg.end}
+        if (req.motion or motion.DEFAULT_PRESET) != motion.DEFAULT_PRESET:
+            params["motion"] = req.motion  # the default keeps the keys it had before presets existed
         key = cache_key(STAGE, stage_digest(f"{STAGE}.motion", "procedural-v1", params, [src]), "driver.lfp")
         hit = self.store.exists(key)
         if not hit:
             crop = unpack_frames(refs.fetch_bytes(self.store, req.face, "face")[0]).frames[0]
-            frames = motion.drive(crop, seg.start, seg.end, motion.MotionParams(seed=req.seed, fps=fps))
+            frames = motion.drive(crop, seg.start, seg.end, mp)
             self.store.put_bytes(key, pack_frames(frames, fps=fps, start=seg.start))
         return media_pb2.ProceduralMotionResponse(
             pack=refs.to_ref(self.store, self.store.stat(key)),

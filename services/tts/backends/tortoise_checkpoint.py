@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lihq.errors import WeightsMissing
-from lihq.weights.loaders import check_against_manifest, load_state_dict
+from lihq.weights.load import load_weights
 
 if TYPE_CHECKING:
     from services.tts.backends.tortoise import TortoiseSettings
@@ -135,11 +135,12 @@ def package_path(models_dir: Path, name: str) -> Path:
 
 def load_into(module: torch.nn.Module, path: Path, what: str, key: str | None = None) -> None:
     """Strict, weights-only load with shape checks; the GPT-2 mask buffers are the only keys dropped."""
-    sd = load_state_dict(path, key=key, strip_prefix=None)
-    sd = {k: v for k, v in sd.items() if not _GPT_MASKS.match(k)}
-    want = {k: list(v.shape) for k, v in module.state_dict().items()}
-    check_against_manifest(sd, want, what=f"tortoise {what} ({path.name})", strip=None)
-    module.load_state_dict(sd, strict=True)
+    load_weights(module, path, key=key, filter_fn=checkpoint_filter_fn, what=f"tortoise {what} ({path.name})")
+
+
+def checkpoint_filter_fn(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the GPT-2 attention-mask buffers old `transformers` versions saved with the model."""
+    return {k: v for k, v in sd.items() if not _GPT_MASKS.match(k)}
 
 
 def _networks(arch: TortoiseArch) -> dict[str, torch.nn.Module]:

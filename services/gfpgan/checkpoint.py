@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from lihq.errors import FailedPrecondition, InvalidInput
-from lihq.weights import check_against_manifest, is_synthetic, load_state_dict, require, weights_id
+from lihq.weights import is_synthetic, require, weights_id
+from lihq.weights.load import load_weights, strip_dataparallel
 from services.gfpgan.compat import install as install_shim
 from services.gfpgan.compat import upstream
 
@@ -87,25 +88,14 @@ def build_parser() -> nn.Module:
     return ParseNet(in_size=512, out_size=512, parsing_ch=19)
 
 
-def load_strict(net: nn.Module, sd: dict[str, torch.Tensor], what: str) -> nn.Module:
-    """Load `sd` into `net` after checking every key and shape against the net's own state dict.
-
-    WrongCheckpoint (FAILED_PRECONDITION) lists missing / unexpected keys and shape mismatches.
-    """
-    own = {k: list(v.shape) for k, v in net.state_dict().items()}
-    check_against_manifest(sd, own, what=what, strip=None)
-    net.load_state_dict(sd, strict=True)
-    return net
-
-
 def load_restorer(path: Path, device: torch.device) -> nn.Module:
     """GFPGANv1Clean in eval mode on `device`, from an official-layout `params_ema` checkpoint.
 
     Raises WeightsMissing (absent), CorruptCheckpoint (unreadable), WrongCheckpoint (keys or shapes
     differ from the GFPGANv1Clean GFPGANer builds; the message names them).
     """
-    sd = load_state_dict(path, key="params_ema")
-    net = load_strict(build_restorer(), sd, f"{path} (as GFPGANv1Clean)")
+    what = f"{path} (as GFPGANv1Clean)"
+    net = load_weights(build_restorer(), path, key="params_ema", filter_fn=strip_dataparallel, what=what)
     return net.eval().to(device)
 
 

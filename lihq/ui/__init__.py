@@ -1,0 +1,1 @@
+"""`lihq ui`: the web page for renders (lihq/ui/app.py; the page itself is static/)."""
