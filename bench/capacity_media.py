@@ -11,7 +11,7 @@ Run: `python bench/capacity_media.py` (CPU; about 3 minutes on 2 cores). Two par
   a replica is one server of the model). Each "render" is CutVideo (64², one 40-frame segment) then
   Encode; a batch of N renders runs through orchestrator.batch's runner (with a pluggable renderer)
   with one render in flight per replica, as the orchestrator bounds the calls in flight per stage.
-  The model (lihq.capacity.simulate, batch mode), fed the per-call costs measured one at a time on the
+  The model (lihq_cli.capacity.simulate, batch mode), fed the per-call costs measured one at a time on the
   same server (before and after the batch), predicts the batch's makespan. Printed: predicted vs
   measured, and the model fed the per-call times seen during each run (which separates scheduling
   error from CPU contention: the model has no notion of replicas sharing a host's cores).
@@ -44,9 +44,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lihq.capacity import Allocation, Workload, load_costs, simulate  # noqa: E402
 from lihq.stages import StageCaller, StageEndpoints  # noqa: E402
 from lihq.storage import FileStore  # noqa: E402
+from lihq_cli.capacity import Allocation, Workload, load_costs, simulate  # noqa: E402
 from orchestrator.batch import BatchConfig, Job, run_batch  # noqa: E402
 from tests.integration.conftest import free_port, wait_healthy  # noqa: E402
 from tests.k8s.plainmedia import plain_media_server  # noqa: E402
@@ -127,7 +127,7 @@ class Serve:
                    RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")  # fmt: skip
         env.pop("LIHQ_S3_ENDPOINT", None)
         self.log = tmp / f"serve-{replicas}.log"
-        cmd = [sys.executable, "-m", "lihq.cli.main", "serve", "--grpc-port", str(self.port),
+        cmd = [sys.executable, "-m", "lihq_cli.main", "serve", "--grpc-port", str(self.port),
                "--http-port", str(free_port()), "--config", str(serve_config(tmp / f"serve-{replicas}.yaml", replicas))]  # fmt: skip
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -127,10 +127,10 @@ async def render(
     env: dict[str, str], endpoints: dict, face: Path, audio: Path, args, concurrency: dict
 ) -> dict:
     """One render through a fresh Orchestrator over gRPC; returns its wall time and call spans."""
-    from lihq.cli.render import upload
     from lihq.config import StoreConfig
     from lihq.grpc.client import StageEndpoint
     from lihq.storage import open_store
+    from lihq_cli.render import upload
     from orchestrator import adapters_models  # noqa: F401  (registers the model adapters)
     from orchestrator.core import Orchestrator
     from orchestrator.executor import GrpcExecutor

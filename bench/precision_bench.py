@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lihq.cli.verify import MODELS, run_verify  # noqa: E402
 from lihq.precision import autocast_everywhere, bound  # noqa: E402
+from lihq.verify import MODELS, run_verify  # noqa: E402
 from tests.reference import reference_dir  # noqa: E402
 
 

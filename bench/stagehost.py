@@ -23,8 +23,9 @@ from typing import Any
 
 import grpc
 
-from lihq import plainhost, serving
+from lihq import plainhost
 from lihq.errors import Unavailable
+from lihq_cli import serving
 
 _STORE_S: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("store_s", default=None)
 TIMED = ("put_bytes", "put_file", "put_stream", "get_bytes", "get_file", "stat", "exists", "delete")

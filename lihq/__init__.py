@@ -2,7 +2,7 @@
 
 The shared core lives here: configuration (`lihq.config`), typed errors (`lihq.errors`), object
 storage (`lihq.storage`), media IO (`lihq.media`), frame packs (`lihq.framepack`), the weights
-registry (`lihq.weights`), gRPC helpers (`lihq.grpc`) and the CLI (`lihq.cli`).
+registry (`lihq.weights`), gRPC helpers (`lihq.grpc`) and the CLI (`lihq_cli`).
 """
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Typed errors, each carrying the gRPC status code it maps to (docs/architecture.md §5).
 
 Every layer raises one of these; transports (Ray Serve gRPC methods, plain grpc.aio servers, the CLI)
-translate them in exactly one place each: `lihq.grpc.errors` and `lihq.cli.main`.
+translate them in exactly one place each: `lihq.grpc.errors` and `lihq_cli.main`.
 The modules here import nothing from grpc, so nets and runners stay transport-free; the code is the
 name of a `grpc.StatusCode` member.
 """

@@ -25,9 +25,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -238,17 +235,6 @@ def tolerance_for(model: str, precision: str, output: str, fp32_tol: float) -> f
     """The measured tolerance of `output` at `precision` (never below the fp32 one)."""
     measured = TOLERANCES.get(model, {}).get(precision, {}).get(output)
     return fp32_tol if measured is None else max(fp32_tol, measured)
-
-
-def run_verify_at(model: str, vectors: Path, seed: int, precision: str) -> list[Any]:
-    """The verifier's rows at `precision`, each graded with that precision's tolerance."""
-    from lihq.cli.verify import run_verify
-
-    with autocast_everywhere(precision):
-        rows = run_verify(model, vectors, seed)
-    if precision == "fp32":
-        return rows
-    return [replace(r, tolerance=tolerance_for(model, precision, r.output, r.tolerance)) for r in rows]
 
 
 def bound(measured: float, fp32_tol: float) -> float:

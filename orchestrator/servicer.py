@@ -16,9 +16,9 @@ from lihq.grpc.errors import apply_error, rpc_method
 from lihq.grpc.health import HealthMixin
 from lihq.v1 import common_pb2, render_pb2
 from orchestrator import tenancy, uploads
-from orchestrator.convert import STATE_NAMES, render_to_proto, spec_from_proto
 from orchestrator.core import Orchestrator, create_io
 from orchestrator.spec import check, with_defaults
+from orchestrator.spec_proto import STATE_NAMES, render_to_proto, spec_from_proto
 from orchestrator.state import RenderRecord
 
 MAX_PAGE = 500

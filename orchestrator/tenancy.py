@@ -151,9 +151,9 @@ class RefChecker:
 
 def probe_media(path: Path, kind: str) -> Any:
     """Probe a background with the media stage's own checks (kind, decode, LIHQ_MEDIA pixel limits)."""
-    from services.media.runner import MediaRunner
+    from lihq.media.kinds import check_upload
 
-    return MediaRunner().probe_upload(path, kind)
+    return check_upload(path, kind)  # the media stage's default limits
 
 
 def with_face_kind(store: ObjectStore, spec: Any) -> Any:
@@ -164,8 +164,8 @@ def with_face_kind(store: ObjectStore, spec: Any) -> Any:
     options for images only is INVALID_ARGUMENT here."""
     from dataclasses import replace
 
+    from lihq.media.kinds import is_video_file, looks_like_video
     from orchestrator.spec import check, with_defaults
-    from services.media.video_face import is_video_file, looks_like_video
 
     if not spec.face_key:
         return spec

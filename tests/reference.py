@@ -68,7 +68,7 @@ def load_manifest(rel: str) -> dict[str, list[int]]:
 
 def synthesize_reference(name: str, seed: int, root: Path, vectors: str) -> list[Path]:
     """Synthetic weights filled by the reference set's own rule (as `lihq verify` makes them)."""
-    from lihq.cli.verify import synthesize_for
+    from lihq.verify import synthesize_for
 
     require(vectors, "fill_weights.py")
     return synthesize_for(name, seed, root, ref_path(vectors))

@@ -83,7 +83,7 @@ def test_modules_in_backticks_exist(doc):
 
 def test_the_checker_catches_a_wrong_path(tmp_path):
     doc = tmp_path / "x.md"
-    doc.write_text("See `orchestrator/batch.py`, `orchestrator/no_such.py`, `renders/<id>/render.json`.")
+    doc.write_text("See `orchestrator/core.py`, `orchestrator/no_such.py`, `renders/<id>/render.json`.")
     assert [p for p in repo_paths(doc) if not exists(p)] == ["orchestrator/no_such.py"]
     assert resolves("lihq.grpc.errors.error_from_rpc") and not resolves(
         "orchestrator.batch.render_service_renderer"

@@ -111,7 +111,7 @@ def test_clone_with_nothing_beside_it(tmp_path: Path) -> None:
     (clone / "lihq" / "v1" / "__init__.py").touch()
 
     wdir = tmp_path / "weights"
-    cli = [py, "-c", "from lihq.cli.main import main; main()"]
+    cli = [py, "-c", "from lihq_cli.main import main; main()"]
     for name in DEFAULT_RECIPE:
         r = _run([*cli, "weights", "synthesize", name, "--seed", "1", "--dir", str(wdir)], clone, env, 120)
         assert r.returncode == 0 and "SYNTHETIC" in r.stdout, r.stdout + r.stderr

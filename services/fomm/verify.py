@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lihq.cli.verify import VerifyRow, synthesize_for
 from lihq.errors import InvalidInput
+from lihq.verify import VerifyRow, synthesize_for
 from services.fomm import keypoints as motion
 from services.fomm.keypoints import Mode, MotionGlobals
 from services.fomm.runner import AnimateSpec, FommRunner, FommRunnerConfig

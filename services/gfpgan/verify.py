@@ -12,7 +12,7 @@ against its recorded sha256, grouped into cases by name, and graded with the REA
   (the row reports the fraction that differs, tolerance 0.01);
 - float16 convenience copies (`input_f16`, `output_f16`) are not graded.
 The checkpoint is synthesized from `seed` in the official layout (`gfpgan-1.4`: `params_ema`),
-filled by the set's own rule (lihq.cli.verify.vector_fill), loaded through
+filled by the set's own rule (lihq.verify.vector_fill), loaded through
 services/gfpgan/checkpoint.load_restorer (strict: keys and shapes of the module) and run with the stored
 noise (`randomize_noise=False`), float32, on CPU. When the set ships `manifests/weights_fingerprints.json`
 (beside the vectors dir) and it knows the seed, the filled weights' fingerprint is checked too.
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.errors import FailedPrecondition, InvalidInput
+from lihq.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.weights import load_state_dict
 from lihq.weights.synth import state_dict_fingerprint
 from services.gfpgan.checkpoint import load_restorer

@@ -17,17 +17,16 @@ from lihq import media
 from lihq.errors import InvalidInput
 from lihq.framepack import FramePack, pack_frames
 from lihq.media.encode import check_preset
-
-KINDS = ("any", "image", "audio", "video")
-_IMAGE_CODECS = {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "jpeg2000", "ppm", "pgm", "pam"}
+from lihq.media.kinds import IMAGE_CODECS as _IMAGE_CODECS  # noqa: F401
+from lihq.media.kinds import KINDS, MAX_DURATION_S, MAX_SIDE, check_upload  # noqa: F401
 
 
 @dataclass(frozen=True)
 class MediaRunnerConfig:
     """Limits and defaults. Frame sizes and durations beyond these are refused up front."""
 
-    max_duration_s: float = 3600.0
-    max_side: int = 8192
+    max_duration_s: float = MAX_DURATION_S
+    max_side: int = MAX_SIDE
     max_out_side: int = 4096
     max_fps: float = 240.0
     max_segment_frames: int = 10_000
@@ -59,48 +58,7 @@ class MediaRunner:
     # -- ingest -------------------------------------------------------------------------------
     def probe_upload(self, path: Path, kind: str) -> media.MediaInfo:
         """Probe and check that the file can serve as `kind` ('any', 'image', 'audio', 'video')."""
-        if kind not in KINDS:
-            raise InvalidInput(f"unknown media kind {kind!r}; expected one of {', '.join(KINDS)}")
-        if kind in ("image", "any"):
-            self._check_image_header(path)
-        info = media.probe(
-            path,
-            require_video=kind in ("image", "video"),
-            require_audio=kind == "audio",
-            max_width=self.cfg.max_side,
-            max_height=self.cfg.max_side,
-            max_duration=self.cfg.max_duration_s,
-        )
-        is_image = (info.video_codec or "") in _IMAGE_CODECS and info.n_frames <= 1
-        if kind == "image":
-            if not is_image:
-                raise InvalidInput(
-                    f"expected an image, got {info.format_name} with a {info.video_codec} video stream"
-                )
-            media.load_image(path)  # decodes fully: catches truncated files ffprobe accepts
-        if kind == "video" and (is_image or info.duration <= 0):
-            raise InvalidInput("expected a video with a duration; this looks like a still image")
-        return info
-
-    def _check_image_header(self, path: Path) -> None:
-        """An image's size from its header, before ffprobe (which gives no size for a huge PNG): one
-        over the limit is refused naming the limit."""
-        from PIL import Image
-
-        m = self.cfg.max_side
-        try:
-            with Image.open(path) as im:
-                w, h = im.size
-        except Image.DecompressionBombError:
-            raise InvalidInput(
-                f"the image has more pixels than the largest supported, {m}x{m} (scale it down first)"
-            ) from None
-        except Exception:  # noqa: BLE001 - not an image PIL knows: ffprobe decides below
-            return
-        if w > m or h > m:
-            raise InvalidInput(
-                f"the image is {w}x{h} pixels; the largest supported is {m}x{m} (scale it down first)"
-            )
+        return check_upload(path, kind, self.cfg.max_side, self.cfg.max_duration_s)
 
     # -- audio --------------------------------------------------------------------------------
     def check_rates(self, rates: Iterable[int]) -> tuple[int, ...]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from lihq import media
 from lihq.errors import InvalidInput
+from lihq.media.kinds import is_video_file, looks_like_video  # noqa: F401 - re-exported for the stage
 
 CROP_SIZE = 512  # GFPGAN's working face size
 CROP_SCALE = 1.5  # crop side / the tracked box's longer side
@@ -159,42 +160,3 @@ def paste_faces(
             np.uint8
         )
     return out
-
-
-def looks_like_video(head: bytes) -> bool | None:
-    """From a file's first bytes: True for a video container, False for an image, None when unsure.
-
-    Cheap (no decode): images are what PIL recognises; video containers by their signatures (ISO
-    BMFF `ftyp` — mp4/mov/m4v/3gp —, Matroska/WebM, AVI, FLV, MPEG-TS/PS, Ogg, ASF)."""
-    import io
-
-    from PIL import Image
-
-    if head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
-        return True
-    if head[:4] in (b"\x1a\x45\xdf\xa3", b"FLV\x01", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
-        return True
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return True
-    if head[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):
-        return True
-    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
-        return True
-    try:
-        with Image.open(io.BytesIO(head)):
-            return False
-    except Exception:  # noqa: BLE001 - not an image PIL knows from its header
-        return None
-
-
-def is_video_file(path: str | Path) -> bool:
-    """A local face file is a video: by its header, else by ffprobe (a video stream of > 1 frame)."""
-    with open(path, "rb") as f:
-        verdict = looks_like_video(f.read(4096))
-    if verdict is not None:
-        return verdict
-    try:
-        info = media.probe(path, require_video=True)
-    except Exception:  # noqa: BLE001 - not decodable: the image path reports it
-        return False
-    return not info.is_image and info.n_frames > 1

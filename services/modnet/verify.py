@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.errors import InvalidInput
+from lihq.verify import VerifyRow, find_vector_file, synthesize_for
 from lihq.weights.loaders import load_state_dict
 from lihq.weights.synth import state_dict_fingerprint
 from services.modnet.runner import ModnetConfig, ModnetRunner, network_size, to_uint8

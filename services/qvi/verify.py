@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow, synthesize_for
 from lihq.errors import InvalidInput
+from lihq.verify import VerifyRow, synthesize_for
 from lihq.weights.registry import get_entry, local_path
 from services.qvi.checkpoint import load_qvi
 from services.qvi.nets import QVI, Flows, backwarp, correlation, forward_splat

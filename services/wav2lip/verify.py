@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow, synthesize_for
+from lihq.verify import VerifyRow, synthesize_for
 from services.wav2lip import audio
 from services.wav2lip.faces import crop_faces, face_windows, prediction_u8, smooth_boxes
 from services.wav2lip.objects import FaceTrack, MelObject

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lihq.cli.verify import VerifyRow, synthesize_for
+from lihq.verify import VerifyRow, synthesize_for
 from services.wav2lip.detect import decode_all, detections, net_input, to_rect
 from services.wav2lip.runner import Wav2LipRunner, Wav2LipRunnerConfig
 

@@ -21,7 +21,7 @@ def test_noray_stand_in_builds_a_stage_app_as_plainhost_reads_it() -> None:
     code = (
         "from bench import noray; assert noray.install();"
         "import ray; assert ray.NORAY;"
-        "from lihq import serving, plainhost;"
+        "from lihq import plainhost; from lihq_cli import serving;"
         "cfg = serving.load_serve_config('serve_configs/local.yaml');"
         "[a] = plainhost.select_apps(cfg, ['qvi']);"
         "from services.qvi.deployment import build_app;"

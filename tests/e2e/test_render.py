@@ -42,7 +42,7 @@ def test_two_pass_render_with_synthetic_weights(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "lihq.cli.main",
+        "lihq_cli.main",
         "render",
         "--face",
         str(face),

@@ -111,8 +111,8 @@ def lihq_home(tmp_path_factory) -> Path:
 def synthetic_weights(lihq_home) -> Path:
     """Seed-1 synthetic checkpoints in the official layouts, for every model a render can use, where
     `lihq serve --weights synthetic` (LIHQ_HOME=lihq_home) looks for them."""
-    from lihq.cli.weightsmode import SERVE_RECIPE
     from lihq.weights.synth import synthesize
+    from lihq_cli.weightsmode import SERVE_RECIPE
 
     wdir = lihq_home / "weights-synthetic" / "seed1"
     if "weights" not in _SHARED:
@@ -150,7 +150,7 @@ def serve_stack(s3_server, synthetic_weights, lihq_home, tmp_path_factory) -> It
     cmd = [
         sys.executable,
         "-m",
-        "lihq.cli.main",
+        "lihq_cli.main",
         "serve",
         "--weights",
         "synthetic",

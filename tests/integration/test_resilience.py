@@ -110,7 +110,7 @@ class Cluster:
         self._wait_ready(self.stages, "stages", self.stage_port)
 
     def start_orchestrator(self) -> None:
-        cmd = [sys.executable, "-m", "lihq.cli.main", "host", "--config", str(self.config)]
+        cmd = [sys.executable, "-m", "lihq_cli.main", "host", "--config", str(self.config)]
         cmd += ["--app", "orchestrator", "--address", f"127.0.0.1:{self.orch_port}"]
         self.orch = self._spawn("orchestrator", cmd)
         self._wait_ready(self.orch, "orchestrator", self.orch_port)

@@ -64,7 +64,7 @@ class Serve:
 
     def start(self, wait_for: tuple[str, ...] = APPS) -> None:
         log = self.root / "serve.log"
-        cmd = [sys.executable, "-m", "lihq.cli.main", "serve", "--config", str(self.config)]
+        cmd = [sys.executable, "-m", "lihq_cli.main", "serve", "--config", str(self.config)]
         cmd += ["--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port)]
         cmd += ["--insecure-no-auth"]
         with open(log, "ab") as out:

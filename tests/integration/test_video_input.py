@@ -107,7 +107,7 @@ def test_lihq_render_dubs_a_rotated_odd_sized_phone_clip(tmp_path):
     )
     for k in [k for k in env if k.startswith("LIHQ_S3_") or k == "LIHQ_WEIGHTS_DIR"]:
         env.pop(k)
-    cmd = [sys.executable, "-m", "lihq.cli.main", "render", "--face", str(phone), "--audio", str(speech)]
+    cmd = [sys.executable, "-m", "lihq_cli.main", "render", "--face", str(phone), "--audio", str(speech)]
     cmd += ["--weights", "synthetic", "-o", str(out), "--grpc-port", str(free_port())]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1100)
     assert r.returncode == 0, r.stderr[-4000:]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lihq.k8s.schema import PRESERVE, strict_schema
-from lihq.k8s.validate import K8S, load_documents, load_settings, validate
+from lihq_cli.k8s.schema import PRESERVE, strict_schema
+from lihq_cli.k8s.validate import K8S, load_documents, load_settings, validate
 
 SETTINGS = load_settings()
 BAD = sorted((K8S / "testdata" / "bad").glob("*.yaml"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.batch import load_renderer, parse_manifest
-from orchestrator.batch_render import render_request
+from orchestrator.batch.render_service import render_request
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "k8s/examples/batch-render/manifest.jsonl"

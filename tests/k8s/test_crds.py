@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lihq.k8s import schema
-from lihq.k8s.validate import CRDS, REPO, load_settings
+from lihq_cli.k8s import schema
+from lihq_cli.k8s.validate import CRDS, REPO, load_settings
 
 
 def test_validator_reads_the_vendored_crds() -> None:

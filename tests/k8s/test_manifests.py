@@ -1,6 +1,6 @@
 """Every kustomization under k8s/ renders to manifests that validate offline, and stays rendered.
 
-What "validates" means is `lihq.k8s.validate` (schemas of built-in kinds and of KubeRay's CRDs made
+What "validates" means is `lihq_cli.k8s.validate` (schemas of built-in kinds and of KubeRay's CRDs made
 strict, references, RayService policy, each serveConfigV2 against Ray Serve's schema with unknown keys
 rejected, unique route prefixes, importable and buildable apps). The deliberately broken manifests are
 in test_bad.py.
@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from lihq.k8s.validate import K8S, REPO, kubectl, load_documents, load_settings, render, validate
+from lihq_cli.k8s.validate import K8S, REPO, kubectl, load_documents, load_settings, render, validate
 
 SETTINGS = load_settings()
 NAMES = [k.name for k in SETTINGS.kustomizations]
@@ -39,7 +39,7 @@ def test_rendered_output_is_current(name):
         pytest.skip("kubectl is not installed: the kept k8s/rendered files are validated instead")
     k = SETTINGS.get(name)
     assert render(k.path) == k.rendered.read_text(), (
-        f"{k.rendered.relative_to(REPO)} is stale: run `python -m lihq.k8s.validate render`"
+        f"{k.rendered.relative_to(REPO)} is stale: run `python -m lihq_cli.k8s.validate render`"
     )
 
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from lihq.errors import InvalidInput, Unavailable
-from lihq.k8s.validate import load_documents, load_settings
 from lihq.stages import STAGES, StageCaller, StageEndpoints, servicer_function
 from lihq.storage import FileStore
+from lihq_cli.k8s.validate import load_documents, load_settings
 from tests.integration.conftest import free_port
 from tests.k8s.plainmedia import plain_media_server
 from tests.mediafiles import lavfi_video

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lihq.errors import FailedPrecondition, InvalidInput
-from lihq.k8s.weights import SUMS, parse_sums, sync, upload
 from lihq.storage import FileStore
+from lihq_cli.k8s.weights import SUMS, parse_sums, sync, upload
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_the_init_container_command_against_s3(s3_server, tmp_path, weights_dir)
     )
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "lihq.k8s.weights", *args]
+        cmd = [sys.executable, "-m", "lihq_cli.k8s.weights", *args]
         return subprocess.run(cmd, cwd=REPO, env=env | extra, capture_output=True, text=True, timeout=120)
 
     up = run("upload", "--src", str(weights_dir))

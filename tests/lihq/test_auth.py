@@ -111,7 +111,7 @@ def test_serve_refuses_a_read_only_registry_without_tokens(tmp_path, monkeypatch
 
 def test_tokens_cli_add_list_revoke(tmp_path):
     runner = CliRunner()
-    from lihq.cli.main import cli
+    from lihq_cli.main import cli
 
     env = {"LIHQ_HOME": str(tmp_path)}
     r = runner.invoke(cli, ["tokens", "add", "acme", "--rights", "read"], env=env)

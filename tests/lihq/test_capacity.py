@@ -7,7 +7,8 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from lihq.capacity import (
+from lihq.errors import InvalidInput
+from lihq_cli.capacity import (
     Allocation,
     Workload,
     capacity_per_hour,
@@ -18,8 +19,7 @@ from lihq.capacity import (
     simulate,
     work_per_video,
 )
-from lihq.cli.capacity import DEFAULT_COSTS, capacity
-from lihq.errors import InvalidInput
+from lihq_cli.capacity.command import DEFAULT_COSTS, capacity
 
 
 def costs_of(gpu_ops: dict, media_ops: dict | None = None, rpg: dict | None = None):

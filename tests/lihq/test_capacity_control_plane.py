@@ -10,9 +10,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lihq.capacity import Workload, control_plane_per_hour, load_costs, orchestrator_tasks_per_video
-from lihq.cli.capacity import DEFAULT_COSTS, capacity
 from lihq.errors import InvalidInput
+from lihq_cli.capacity import (
+    Workload,
+    control_plane_per_hour,
+    load_costs,
+    orchestrator_tasks_per_video,
+)
+from lihq_cli.capacity.command import DEFAULT_COSTS, capacity
 
 
 def test_tasks_per_video_match_the_orchestrators_plan():

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lihq.cli.main import DEFAULT_SERVE_CONFIG, cli
 from lihq.errors import InvalidInput
-from lihq.serving import load_serve_config
+from lihq_cli.main import DEFAULT_SERVE_CONFIG, cli
+from lihq_cli.serving import load_serve_config
 
 
 def run(*args: str, env: dict | None = None):

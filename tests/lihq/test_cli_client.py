@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.data import astronaut
 
-from lihq.cli.main import cli
 from lihq.storage import FileStore
 from lihq.v1 import render_pb2
+from lihq_cli.main import cli
 from orchestrator.core import Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from click.testing import CliRunner
 
-from lihq.cli.main import cli
-from lihq.cli.render import summary_lines
+from lihq_cli.main import cli
+from lihq_cli.render import summary_lines
 
 
 def test_hls_dir_that_is_a_file_is_refused_before_any_work(tmp_path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from lihq.cli.main import cli
-from lihq.cli.render import offset_line
+from lihq_cli.main import cli
+from lihq_cli.render import offset_line
 from orchestrator.spec import RenderSpec
 
 

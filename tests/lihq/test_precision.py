@@ -6,7 +6,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lihq.precision import TOLERANCES, autocast_everywhere, bound, run_verify_at, tolerance_for
+from lihq.precision import TOLERANCES, autocast_everywhere, bound, tolerance_for
+from lihq.verify import run_verify_at
 from tests.reference import needs, ref_path
 
 
@@ -35,8 +36,8 @@ def test_every_network_has_measured_tolerances_for_the_precision_it_can_run() ->
 
 @needs("s3fd/vectors", "fill_weights.py")
 def test_s3fd_bf16_passes_with_its_measured_tolerances_and_misses_with_fp32_ones() -> None:
-    from lihq.cli.main import cli
-    from lihq.cli.verify import run_verify
+    from lihq.verify import run_verify
+    from lihq_cli.main import cli
 
     vectors = ref_path("s3fd", "vectors")
     rows = run_verify_at("s3fd", vectors, 1, "bf16")

@@ -60,7 +60,7 @@ REQUIRED_NAMES = {
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Synthetic weights for seed 1: FOMM through the CLI, the others through the API."""
     root = tmp_path_factory.mktemp("weights")
-    from lihq.cli.weights import weights as cli
+    from lihq_cli.weights import weights as cli
 
     result = CliRunner().invoke(cli, ["synthesize", "fomm", "--seed", "1", "--dir", str(root)])
     for name in SYNTH_NAMES:
@@ -280,7 +280,7 @@ def test_keys_and_shapes_equal_the_reference_manifests(name: str) -> None:
 def test_vector_fill_reproduces_the_reference_fingerprints(tmp_path: Path) -> None:
     """`lihq verify`'s path: the set's own fill rule through our layouts gives its fingerprints."""
     require("fill_weights.py", "fill_weights_fingerprints.json", "s3fd/vectors")
-    from lihq.cli.verify import synthesize_for
+    from lihq.verify import synthesize_for
 
     (path,) = synthesize_for("s3fd", 1, tmp_path, ref_path("s3fd", "vectors"))
     table = json.loads(ref_path("fill_weights_fingerprints.json").read_text())["fingerprints"]
@@ -542,7 +542,7 @@ def test_verify_rows(tmp_path: Path) -> None:
 
 
 def test_cli_list(tmp_path: Path) -> None:
-    from lihq.cli.weights import weights as cli
+    from lihq_cli.weights import weights as cli
 
     result = CliRunner().invoke(cli, ["--weights-dir", str(tmp_path), "list"], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -551,7 +551,7 @@ def test_cli_list(tmp_path: Path) -> None:
 
 
 def test_cli_unknown_name_one_line_error(tmp_path: Path) -> None:
-    from lihq.cli.weights import weights as cli
+    from lihq_cli.weights import weights as cli
 
     for args in (
         ["fetch", "nope"],
@@ -566,7 +566,7 @@ def test_cli_unknown_name_one_line_error(tmp_path: Path) -> None:
 
 
 def test_cli_verify_exit_code(tmp_path: Path) -> None:
-    from lihq.cli.weights import weights as cli
+    from lihq_cli.weights import weights as cli
 
     runner = CliRunner()
     assert (

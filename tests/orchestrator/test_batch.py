@@ -37,7 +37,7 @@ from orchestrator.batch import (
     run_batch,
     state_key,
 )
-from orchestrator.batch_render import (
+from orchestrator.batch.render_service import (
     RenderServiceRenderer,
     idempotency_key,
     render_request,
@@ -490,7 +490,7 @@ def test_the_k8s_batch_job_runs_render_lines_through_render_service(host, store,
     batch_env = dict(
         line.split("=", 1) for line in (REPO / "k8s/batch/batch.env").read_text().splitlines() if "=" in line
     )
-    assert batch_env["LIHQ_BATCH_RENDERER"] == "orchestrator.batch_render:render_service_renderer"
+    assert batch_env["LIHQ_BATCH_RENDERER"] == "orchestrator.batch.render_service:render_service_renderer"
     put_manifest(store, "batches/b1/manifest.jsonl", [render_line("a"), render_line("b")])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIHQ_S3_", "LIHQ_STAGE"))}
     env |= batch_env | {

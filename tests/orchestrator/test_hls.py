@@ -10,12 +10,12 @@ import pytest
 
 from lihq.errors import InvalidInput
 from lihq.storage import FileStore
-from orchestrator.convert import render_to_proto
 from orchestrator.core import Orchestrator
 from orchestrator.hls import Playlist, playlist_key, segment_duration
 from orchestrator.plan import build_plan
 from orchestrator.scheduler import Limits, RetryPolicy, TaskResult
 from orchestrator.spec import RenderSpec
+from orchestrator.spec_proto import render_to_proto
 from orchestrator.state import FAILED, SUCCEEDED
 
 SPEC = RenderSpec(face_key="inputs/f.png", audio_key="inputs/a.wav", segment_frames=10, passes=1)

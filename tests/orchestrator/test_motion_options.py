@@ -12,7 +12,6 @@ import pytest
 from lihq.errors import InvalidInput
 from lihq.storage import FileStore
 from lihq.v1 import render_pb2
-from orchestrator.convert import spec_from_proto, spec_to_proto
 from orchestrator.core import Orchestrator
 from orchestrator.executor import ADAPTERS, RenderContext, StageCall
 from orchestrator.plan import build_plan
@@ -25,6 +24,7 @@ from orchestrator.spec import (
     resolve_reference_offset,
     validate,
 )
+from orchestrator.spec_proto import spec_from_proto, spec_to_proto
 from orchestrator.state import FAILED, SUCCEEDED, RenderRecord
 
 BASE = RenderSpec(face_key="inputs/face.png", audio_key="inputs/speech.wav", segment_frames=10)
@@ -58,7 +58,7 @@ def test_keep_lips_without_a_reference_video_names_the_field():
 
 
 def test_keep_lips_render_needs_no_wav2lip_weights():
-    from lihq.cli.weightsmode import needed_weights
+    from lihq_cli.weightsmode import needed_weights
 
     assert "s3fd" in needed_weights(REF)
     names = needed_weights(replace(REF, keep_lips=True))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from lihq.cli.client import _line
 from lihq.storage import FileStore
 from lihq.v1 import common_pb2, render_pb2, render_pb2_grpc
+from lihq_cli.client import _line
 from orchestrator.core import Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer

@@ -760,7 +760,7 @@ def _(w: World) -> None:
     env["LIHQ_API_TOKEN"] = w.tokens["attacker"]
     for args in (["watch", "0123456789abcdef"], ["watch", w.victim_render], ["status", "../../x"]):
         r = subprocess.run(
-            [sys.executable, "-m", "lihq.cli.main", *args, "--address", w.stack.address],
+            [sys.executable, "-m", "lihq_cli.main", *args, "--address", w.stack.address],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -1,4 +1,4 @@
-"""The `lihq ui` server (lihq/ui/app.py) over HTTP, in front of a real RenderService gRPC server with
+"""The `lihq ui` server (lihq_cli/ui/app.py) over HTTP, in front of a real RenderService gRPC server with
 tokens (fake stages): the form offers every RenderSpec knob, uploads/creates/lists/cancels go through
 lihq.client, WatchRender arrives as server-sent events, render files stream with Range support,
 server messages are mapped to the form field they name, and the token never reaches the browser."""
@@ -14,8 +14,8 @@ import pytest
 from lihq.auth import Authenticator, EnvTokens, Registry
 from lihq.client import Client
 from lihq.storage import FileStore
-from lihq.ui.app import fields_of, knobs, parse_range
 from lihq.v1 import render_pb2
+from lihq_cli.ui.app import fields_of, knobs, parse_range
 from orchestrator.core import Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer
@@ -193,7 +193,7 @@ def test_state_changing_calls_need_the_page_header(page):
 
 
 def test_host_header_must_be_allowed():
-    from lihq.ui.app import create_app
+    from lihq_cli.ui.app import create_app
 
     with Client("127.0.0.1:1") as c, ui_server(c, allowed_hosts=["127.0.0.1"]) as url:
         req = urllib.request.Request(url + "/api/knobs", headers={"Host": "evil.example"})

@@ -1,4 +1,4 @@
-"""Run the `lihq ui` app (lihq/ui/app.py) on a free loopback port in a background thread."""
+"""Run the `lihq ui` app (lihq_cli/ui/app.py) on a free loopback port in a background thread."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def ui_server(
     """Yields the page's base URL, e.g. http://127.0.0.1:PORT."""
     import uvicorn
 
-    from lihq.ui.app import create_app
+    from lihq_cli.ui.app import create_app
 
     port = free_port()
     config = uvicorn.Config(

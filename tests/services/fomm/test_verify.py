@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lihq.cli.verify import verify
+from lihq.verify import verify
 from services.fomm import verify as fomm_verify
 from tests.reference import needs
 from tests.services.fomm.conftest import VECTORS
@@ -34,7 +34,7 @@ def test_cli_rejects_a_missing_vector_dir(tmp_path: Path):
 
 
 def test_cli_without_vectors_names_the_flag():
-    from lihq.cli.main import cli
+    from lihq_cli.main import cli
 
     result = CliRunner().invoke(cli, ["verify", "fomm"])
     assert result.exit_code == 2
@@ -43,8 +43,8 @@ def test_cli_without_vectors_names_the_flag():
 
 
 def test_vectors_without_a_fill_rule_are_refused(tmp_path: Path):
-    from lihq.cli.verify import vector_fill
     from lihq.errors import InvalidInput
+    from lihq.verify import vector_fill
 
     vectors = tmp_path / "a" / "b" / "fomm" / "vectors"
     vectors.mkdir(parents=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lihq.cli.verify import run_verify
 from lihq.errors import InvalidInput
+from lihq.verify import run_verify
 from services.gfpgan.verify import parse_cases
 from tests.reference import needs, ref_path
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lihq.cli.verify import run_verify
+from lihq.verify import run_verify
 from lihq.weights import synthesize
 from lihq.weights.loaders import load_state_dict
 from lihq.weights.synth import state_dict_fingerprint

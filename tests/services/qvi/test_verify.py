@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from lihq.cli.verify import run_verify
+from lihq.verify import run_verify
 from services.qvi import verify
 from tests.reference import needs, ref_path
 

@@ -1,6 +1,6 @@
 """`lihq tts`: speaks on a machine with no weights (espeak), in-process; one-line errors.
 
-The command is mounted here on a `LihqGroup`, as `lihq.cli.main` mounts it, so errors print the way
+The command is mounted here on a `LihqGroup`, as `lihq_cli.main` mounts it, so errors print the way
 users see them.
 """
 
@@ -11,8 +11,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lihq.cli.main import LihqGroup
-from lihq.cli.tts import tts
+from lihq_cli.main import LihqGroup
+from lihq_cli.tts import tts
 from services.tts import audio
 
 

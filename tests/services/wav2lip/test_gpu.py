@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lihq.cli.verify import run_verify
+from lihq.verify import run_verify
 from services.wav2lip.audio import mel_chunk_starts
 from services.wav2lip.objects import MelObject
 from services.wav2lip.runner import Wav2LipRunner, Wav2LipRunnerConfig

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lihq.cli.verify import run_verify
+from lihq.verify import run_verify
 from tests.reference import ref_path
 from tests.services.wav2lip.conftest import S3FD_VECTORS, W2L_VECTORS, needs_verify_sets
 

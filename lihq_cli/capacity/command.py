@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from lihq import capacity as cap
+from lihq_cli import capacity as cap
 
 DEFAULT_COSTS = Path(__file__).resolve().parents[2] / "bench" / "capacity_costs.yaml"
 DEFAULT_GPUS = "1,2,4,8,16,32,64,128,256,512,1000"

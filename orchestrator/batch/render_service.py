@@ -1,7 +1,7 @@
 """The k8s batch job's renderer: one render per manifest line on the orchestrator's RenderService.
 
 `render_service_renderer` is the `--renderer` factory (k8s/batch/batch.env:
-LIHQ_BATCH_RENDERER=orchestrator.batch_render:render_service_renderer); orchestrator/batch.py runs the
+LIHQ_BATCH_RENDERER=orchestrator.batch.render_service:render_service_renderer); orchestrator/batch/__init__.py runs the
 manifest, records results and resumes, and loads this module by name, so it imports nothing from here.
 
 A line

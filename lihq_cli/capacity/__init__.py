@@ -20,7 +20,7 @@ given g GPUs runs g * replicas_per_gpu replicas; a fractional share (fewer GPUs 
 replica at that fraction of its speed. The media stage runs on CPU replicas, counted separately.
 """
 
-from lihq.capacity.model import (
+from lihq_cli.capacity.model import (
     CPU_STAGE,
     GPU_STAGES,
     OPS,
@@ -43,7 +43,7 @@ from lihq.capacity.model import (
     segments_for,
     work_per_video,
 )
-from lihq.capacity.sim import SimResult, critical_path_s, simulate
+from lihq_cli.capacity.sim import SimResult, critical_path_s, simulate
 
 __all__ = [
     "CPU_STAGE",

@@ -1,13 +1,13 @@
 """Validate the k8s/ manifests offline: what each kustomization renders must be deployable as written.
 
-    python -m lihq.k8s.validate render          # kubectl kustomize every kustomization -> k8s/rendered/
-    python -m lihq.k8s.validate check           # validate k8s/rendered/*.yaml (no kubectl needed)
-    python -m lihq.k8s.validate check FILE...   # validate other rendered manifests
+    python -m lihq_cli.k8s.validate render          # kubectl kustomize every kustomization -> k8s/rendered/
+    python -m lihq_cli.k8s.validate check           # validate k8s/rendered/*.yaml (no kubectl needed)
+    python -m lihq_cli.k8s.validate check FILE...   # validate other rendered manifests
 
-Per document: the schema (`lihq.k8s.schema`: kubernetes-validate for built-in kinds, KubeRay's CRDs
+Per document: the schema (`lihq_cli.k8s.schema`: kubernetes-validate for built-in kinds, KubeRay's CRDs
 made strict for ray.io kinds, read from the vendored k8s/crds/); across documents: references, images, probes, selectors
-(`lihq.k8s.cluster`); RayService/RayJob policy and each serveConfigV2 (`lihq.k8s.raycheck`,
-`lihq.k8s.serveconfig`). Which kustomizations exist and what each expects to find in the cluster is
+(`lihq_cli.k8s.cluster`); RayService/RayJob policy and each serveConfigV2 (`lihq_cli.k8s.raycheck`,
+`lihq_cli.k8s.serveconfig`). Which kustomizations exist and what each expects to find in the cluster is
 data: k8s/validate.yaml.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lihq.k8s import cluster, raycheck, schema
+from lihq_cli.k8s import cluster, raycheck, schema
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"

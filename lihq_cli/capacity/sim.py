@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lihq.capacity.model import (
+from lihq_cli.capacity.model import (
     Allocation,
     Costs,
     InvalidInput,

@@ -4,9 +4,9 @@ This is what the k8s batch RayJob runs (`python -m orchestrator.batch`). It need
 own: each job is one call (or a short chain of calls) over gRPC, made by a *renderer* (`--renderer
 module:factory`, env LIHQ_BATCH_RENDERER), loaded by name. Two ship:
 
-`orchestrator.batch_render:render_service_renderer` (the k8s batch job's): one render per line on the
+`orchestrator.batch.render_service:render_service_renderer` (the k8s batch job's): one render per line on the
     orchestrator's RenderService, `{"key": "clip-0001", "render": <RenderSpec JSON>, "webhook_url"?}`;
-    see orchestrator/batch_render.py.
+    see orchestrator/batch/render_service.py.
 
 `orchestrator.batch:stage_call_renderer` (the CLI default): one unary stage call per line
     {"key": "clip-0001", "op": "lihq.v1.MediaService/Encode", "request": {...}}
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         default="orchestrator.batch:stage_call_renderer",
         show_default=True,
         help="module:factory; factory(endpoints, store) -> render_one(job) -> [output keys]. "
-        "orchestrator.batch_render:render_service_renderer renders `render` lines on RenderService.",
+        "orchestrator.batch.render_service:render_service_renderer renders `render` lines on RenderService.",
     )
     @click.option(
         "--stages",
@@ -408,13 +408,3 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if summary.ok else 1)
 
     cli.main(args=argv, prog_name="python -m orchestrator.batch", standalone_mode=True)
-
-
-if __name__ == "__main__":
-    # `python -m` runs this file as __main__; a renderer factory (`--renderer orchestrator.batch:…`, or
-    # orchestrator.batch_render's, which imports this module) imports it again as orchestrator.batch.
-    # Run that module's main, so both share one set of classes (`Rendered`, `Job`) and isinstance
-    # checks hold.
-    from orchestrator.batch import main as _main
-
-    _main()

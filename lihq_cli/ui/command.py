@@ -1,4 +1,4 @@
-"""`lihq ui`: serve the web page for renders (lihq/ui/) against a RenderService."""
+"""`lihq ui`: serve the web page for renders (lihq_cli/ui/) against a RenderService."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def ui(address, application, token, host, port, max_upload_mb, allowed_hosts):
     import uvicorn
 
     from lihq.client import Client
-    from lihq.ui.app import create_app
+    from lihq_cli.ui.app import create_app
 
     client = Client(address, token=token, application=application)
     loopback = host in ("127.0.0.1", "localhost", "::1")

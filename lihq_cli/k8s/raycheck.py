@@ -1,4 +1,4 @@
-"""RayService / RayJob policy (see lihq.k8s.cluster for the list) and the Serve-config-vs-cluster fit."""
+"""RayService / RayJob policy (see lihq_cli.k8s.cluster for the list) and the Serve-config-vs-cluster fit."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from lihq.k8s import serveconfig
-from lihq.k8s.cluster import GPU, UPGRADE_TYPES, containers, ident, quantity, ray_cluster_spec
+from lihq_cli.k8s import serveconfig
+from lihq_cli.k8s.cluster import GPU, UPGRADE_TYPES, containers, ident, quantity, ray_cluster_spec
 
 
 @dataclass(frozen=True)

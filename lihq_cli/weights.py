@@ -1,6 +1,6 @@
 """`lihq weights …`: list, fetch, verify and synthesize checkpoints (docs/architecture.md, "Weights").
 
-The group is exported as `weights`; `lihq.cli.main` mounts it. Every command turns a
+The group is exported as `weights`; `lihq_cli.main` mounts it. Every command turns a
 `lihq.errors.LihqError` into one line `error: <message>` on stderr and exit status 1 (no traceback).
 `verify` exits 1 when any present file fails its size/hash check.
 """

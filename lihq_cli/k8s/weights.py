@@ -1,7 +1,7 @@
 """Checkpoints for cluster pods: uploaded once to a bucket prefix, synced into each pod before Ray starts.
 
-    python -m lihq.k8s.weights upload [--src DIR] [--prefix weights/]   # from a workstation
-    python -m lihq.k8s.weights sync   [--dest DIR] [--prefix weights/]   # the pods' init container
+    python -m lihq_cli.k8s.weights upload [--src DIR] [--prefix weights/]   # from a workstation
+    python -m lihq_cli.k8s.weights sync   [--dest DIR] [--prefix weights/]   # the pods' init container
 
 `upload` puts every file under the weights dir (LIHQ_WEIGHTS_DIR, the layout `lihq weights fetch`
 writes) at `<prefix><relative path>`, then `<prefix>SHA256SUMS` (the `sha256sum` format) last, so a
@@ -75,7 +75,7 @@ def sync(store: ObjectStore, dest: Path, prefix: str = "weights/", workers: int 
     except NotFound as exc:
         raise FailedPrecondition(
             f"no {pre}{SUMS} in {store.describe()}: upload the weights first "
-            f"(`python -m lihq.k8s.weights upload --prefix {pre}`)"
+            f"(`python -m lihq_cli.k8s.weights upload --prefix {pre}`)"
         ) from exc
     todo = [r for r, d in sums.items() if not ((dest / r).is_file() and sha256_file(dest / r) == d)]
     present = tuple(sorted(set(sums) - set(todo)))
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     try:
-        cli.main(args=argv, prog_name="python -m lihq.k8s.weights", standalone_mode=False)
+        cli.main(args=argv, prog_name="python -m lihq_cli.k8s.weights", standalone_mode=False)
     except LihqError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)

@@ -12,7 +12,7 @@ import click
 from lihq import __version__
 from lihq.errors import InvalidInput, LihqError
 
-DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parents[2] / "serve_configs" / "local.yaml"
+DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parents[1] / "serve_configs" / "local.yaml"
 
 
 class LihqGroup(click.Group):
@@ -96,8 +96,9 @@ def serve(
 
     Clients authenticate with `authorization: Bearer <token>`: the first start creates an admin token in
     $LIHQ_HOME/api-token (see `lihq tokens`)."""
-    from lihq import auth, serving
+    from lihq import auth
     from lihq.config import RayConfig
+    from lihq_cli import serving
 
     for line in auth.prepare_serve(insecure_no_auth):
         click.echo(line)
@@ -105,7 +106,7 @@ def serve(
     if weights_mode == "synthetic":
         from rich.console import Console
 
-        from lihq.cli.weightsmode import SERVE_RECIPE, prepare_weights
+        from lihq_cli.weightsmode import SERVE_RECIPE, prepare_weights
 
         wdir = prepare_weights(SERVE_RECIPE, "synthetic", Console(stderr=True))
         click.echo(f"SYNTHETIC WEIGHTS in {wdir}: renders are smoke tests, not real videos")
@@ -142,7 +143,8 @@ def host(config_path: Path, apps: tuple[str, ...], address: str) -> None:
     """Host apps of a Serve config on one plain gRPC server, without Ray (a stage outside the cluster)."""
     import asyncio
 
-    from lihq import plainhost, serving
+    from lihq import plainhost
+    from lihq_cli import serving
 
     cfg = serving.load_serve_config(config_path)
     from lihq.auth import auth_enabled
@@ -173,26 +175,26 @@ def host(config_path: Path, apps: tuple[str, ...], address: str) -> None:
 
 def _register_optional() -> None:
     """Mount command groups that live in their own modules."""
-    from lihq.cli.weights import weights
+    from lihq_cli.weights import weights
 
     cli.add_command(weights)
-    from lihq.cli.render import render
+    from lihq_cli.render import render
 
     cli.add_command(render)
-    from lihq.cli.verify import verify
+    from lihq_cli.verify import verify
 
     cli.add_command(verify)
-    from lihq.cli.capacity import capacity
+    from lihq_cli.capacity.command import capacity
 
     cli.add_command(capacity)
-    from lihq.cli.tts import tts
+    from lihq_cli.tts import tts
 
     cli.add_command(tts)
-    from lihq.cli.client import cancel, download, list_renders, status, submit, upload, watch
-    from lihq.cli.tokens import tokens
+    from lihq_cli.client import cancel, download, list_renders, status, submit, upload, watch
+    from lihq_cli.tokens import tokens
 
     cli.add_command(tokens)
-    from lihq.cli.ui import ui
+    from lihq_cli.ui.command import ui
 
     cli.add_command(ui)
 

@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from lihq.cli.weightsmode import needed_weights, prepare_weights
 from lihq.config import RayConfig, StoreConfig
 from lihq.errors import InvalidInput
 from lihq.stages import TASK_ORDER
 from lihq.storage import open_store
 from lihq.storage.base import ObjectStore, content_key, sha256_file
+from lihq_cli.weightsmode import needed_weights, prepare_weights
 from orchestrator.spec import MOTION_PRESETS
 
 _COLORS = {"green", "blue", "black", "white", "red", "gray", "grey"}
@@ -250,8 +250,8 @@ def render(
     hls_dir,
 ):
     """Render a talking-head video from a face image and speech."""
-    from lihq import serving
-    from lihq.cli.main import DEFAULT_SERVE_CONFIG
+    from lihq_cli import serving
+    from lihq_cli.main import DEFAULT_SERVE_CONFIG
     from orchestrator.spec import RenderSpec, check, with_defaults
     from services.media.video_face import is_video_file
 
