@@ -249,7 +249,7 @@ def render(
     config_path,
     hls_dir,
 ):
-    """Render a talking-head video from a face image and speech."""
+    """Render a talking-head video from a face image (or dub a speaker video) and speech."""
     from lihq_cli import serving
     from lihq_cli.main import DEFAULT_SERVE_CONFIG
     from orchestrator.spec import RenderSpec, check, with_defaults

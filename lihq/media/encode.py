@@ -185,9 +185,16 @@ def encode_video(
     size = (first.shape[1], first.shape[0])
     tmp = _temp_beside(out)
     opts: dict[str, str | int] = {"crf": int(crf), "preset": preset, "audio_bitrate": audio_bitrate}
-    proc = FfmpegProcess(_encode_cmd(size, fps, tmp, container, audio, opts), stdin=True, stdout=False)
+    cmd = _encode_cmd(size, fps, tmp, container, audio, opts)
+    return run_encoder(cmd, tmp, out, lambda proc: _feed(proc, first, gen), str(out))
+
+
+def run_encoder(cmd: list[str], tmp: Path, out: Path, feed, what: str) -> Path:
+    """Run ffmpeg `cmd` (writing `tmp`), give its stdin to `feed(proc)`, then rename `tmp` to `out`; on
+    any failure `tmp` is removed and `out` untouched (Internal naming `what` and ffmpeg's reason)."""
+    proc = FfmpegProcess(cmd, stdin=True, stdout=False)
     try:
-        _feed(proc, first, gen)
+        feed(proc)
         rc, err = proc.finish()
     except BaseException:
         proc.kill()
@@ -195,7 +202,7 @@ def encode_video(
         raise
     if rc != 0:
         tmp.unlink(missing_ok=True)
-        raise Internal(f"ffmpeg failed to encode {out}: {short_reason(err, tmp)}")
+        raise Internal(f"ffmpeg failed to encode {what}: {short_reason(err, tmp)}")
     os.replace(tmp, out)
     return out
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -28,12 +27,13 @@ import ffmpeg
 import numpy as np
 
 from lihq.cache import cache_key, stage_digest
-from lihq.errors import Internal, InvalidInput
+from lihq.errors import InvalidInput
 from lihq.framepack import unpack_frames
 from lihq.grpc import refs
 from lihq.grpc.errors import rpc_method
 from lihq.log import stage_logger
-from lihq.media._ff import FfmpegProcess, ff_url, ffmpeg_argv, rational, short_reason
+from lihq.media._ff import ff_url, ffmpeg_argv, rational
+from lihq.media.encode import run_encoder
 from lihq.media.video import frame_count
 from lihq.storage.base import validate_key
 from lihq.v1 import media_pb2
@@ -144,23 +144,15 @@ def encode_segment(
     size = (picked[0].shape[1], picked[0].shape[0])
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.partial{out.suffix}")
     cmd = _command(size, fps, tmp, Path(audio_path), start_s, end_s - start_s, int(crf), preset)
-    proc = FfmpegProcess(cmd, stdin=True, stdout=False)
-    try:
+
+    def feed(proc) -> None:
         try:
             for i in range(n):  # the last frame held when the pack is short
                 proc.stdin.write(memoryview(picked[min(i, len(picked) - 1)]).cast("B"))
         except BrokenPipeError:
             pass
-        rc, err = proc.finish()
-    except BaseException:
-        proc.kill()
-        tmp.unlink(missing_ok=True)
-        raise
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        raise Internal(f"ffmpeg failed to encode the HLS segment {out.name}: {short_reason(err, tmp)}")
-    os.replace(tmp, out)
-    return out
+
+    return run_encoder(cmd, tmp, out, feed, f"the HLS segment {out.name}")
 
 
 class HlsMixin:

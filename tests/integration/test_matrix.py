@@ -34,6 +34,25 @@ TERMINAL = {
 }
 
 
+def wait_succeeded(stub, ids: dict[str, str], md, timeout_s: float) -> dict[str, render_pb2.Render]:
+    """Poll GetRender until every render in `ids` (name -> id) ends; assert they all SUCCEEDED."""
+    done: dict[str, render_pb2.Render] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(done) < len(ids) and time.monotonic() < deadline:
+        for name, rid in ids.items():
+            if name not in done:
+                r = stub.GetRender(render_pb2.GetRenderRequest(render_id=rid), metadata=md, timeout=60)
+                if r.state in TERMINAL:
+                    done[name] = r
+        time.sleep(2.0)
+    assert set(done) == set(ids), f"renders still running: {sorted(set(ids) - set(done))}"
+    failed = {
+        n: (r.error_stage, r.error) for n, r in done.items() if r.state != render_pb2.RENDER_STATE_SUCCEEDED
+    }
+    assert not failed, failed
+    return done
+
+
 def streams(path) -> dict[str, dict]:
     """codec_type -> the stream's ffprobe fields (duration from the stream itself, not the container)."""
     r = subprocess.run(
@@ -128,20 +147,7 @@ def test_every_render_knob_end_to_end(serve_stack, tmp_path):
             timeout=300,
         ).renders
         ids = dict(zip(names, (r.render_id for r in created), strict=True))
-        done: dict[str, render_pb2.Render] = {}
-        deadline = time.monotonic() + 1300
-        while len(done) < len(ids) and time.monotonic() < deadline:
-            for name, rid in ids.items():
-                if name not in done:
-                    r = stub.GetRender(render_pb2.GetRenderRequest(render_id=rid), metadata=md, timeout=60)
-                    if r.state in TERMINAL:
-                        done[name] = r
-            time.sleep(2.0)
-    assert set(done) == set(ids), f"renders still running: {sorted(set(ids) - set(done))}"
-    failed = {
-        n: (r.error_stage, r.error) for n, r in done.items() if r.state != render_pb2.RENDER_STATE_SUCCEEDED
-    }
-    assert not failed, failed
+        done = wait_succeeded(stub, ids, md, 1300)
 
     expect = {  # name -> (width, height, fps, seconds)
         "reference_text": (512, 512, 50.0, None),  # the TTS speech's length: audio == video below

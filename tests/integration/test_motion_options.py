@@ -9,8 +9,6 @@ the random start is the one the seed picks for these lengths and is reported in 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from PIL import Image
 
@@ -20,7 +18,7 @@ from lihq.storage import open_store
 from lihq.v1 import render_pb2, render_pb2_grpc
 from orchestrator.spec import RenderSpec, resolve_reference_offset
 from orchestrator.uploads import chunks
-from tests.integration.test_matrix import TERMINAL, streams
+from tests.integration.test_matrix import streams, wait_succeeded
 from tests.mediafiles import espeak_wav, lavfi_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -61,20 +59,7 @@ def test_keep_lips_random_offset_and_motion_preset(serve_stack, tmp_path):
             timeout=300,
         ).renders
         ids = dict(zip(specs, (r.render_id for r in created), strict=True))
-        done: dict[str, render_pb2.Render] = {}
-        deadline = time.monotonic() + 800
-        while len(done) < len(ids) and time.monotonic() < deadline:
-            for name, rid in ids.items():
-                if name not in done:
-                    r = stub.GetRender(render_pb2.GetRenderRequest(render_id=rid), metadata=md, timeout=60)
-                    if r.state in TERMINAL:
-                        done[name] = r
-            time.sleep(2.0)
-    assert set(done) == set(ids), f"renders still running: {sorted(set(ids) - set(done))}"
-    failed = {
-        n: (r.error_stage, r.error) for n, r in done.items() if r.state != render_pb2.RENDER_STATE_SUCCEEDED
-    }
-    assert not failed, failed
+        done = wait_succeeded(stub, ids, md, 800)
 
     stages = {n: {p.stage for p in r.progress} for n, r in done.items()}
     assert "wav2lip" not in stages["keep_lips"] and {"fomm", "gfpgan"} <= stages["keep_lips"]
