@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lihq.verify import verify
+from lihq_cli.verify import verify
 from services.fomm import verify as fomm_verify
 from tests.reference import needs
 from tests.services.fomm.conftest import VECTORS
