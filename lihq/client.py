@@ -197,7 +197,9 @@ class Client:
             raise error_from_rpc(exc) from exc
 
     # -- renders -------------------------------------------------------------------------------
-    def create(self, specs: Any, idempotency_key: str = "", webhook_url: str = "") -> list[Any]:
+    def create(
+        self, specs: Any, idempotency_key: str = "", webhook_url: str = "", timeout: float | None = None
+    ) -> list[Any]:
         """CreateRender with one RenderSpec or a list of them; returns the Render messages."""
         from lihq.v1 import render_pb2
 
@@ -205,12 +207,12 @@ class Client:
         req = render_pb2.CreateRenderRequest(
             renders=batch, idempotency_key=idempotency_key, webhook_url=webhook_url
         )
-        return list(self._unary("CreateRender", req).renders)
+        return list(self._unary("CreateRender", req, timeout).renders)
 
-    def get(self, render_id: str) -> Any:
+    def get(self, render_id: str, timeout: float | None = None) -> Any:
         from lihq.v1 import render_pb2
 
-        return self._unary("GetRender", render_pb2.GetRenderRequest(render_id=render_id))
+        return self._unary("GetRender", render_pb2.GetRenderRequest(render_id=render_id), timeout)
 
     def cancel(self, render_id: str) -> Any:
         from lihq.v1 import render_pb2

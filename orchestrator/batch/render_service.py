@@ -28,14 +28,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
 from lihq.errors import BY_CODE, Cancelled, FailedPrecondition, Internal, InvalidInput, LihqError
-from lihq.grpc.client import StageEndpoint, open_channel
-from lihq.grpc.errors import error_from_rpc
+from lihq.grpc.client import StageEndpoint
 from lihq.storage.base import ObjectStore
-from lihq.v1 import render_pb2, render_pb2_grpc
+from lihq.v1 import render_pb2
 from orchestrator.batch import Job, Rendered, RenderOne
 
 log = logging.getLogger("lihq.batch")
@@ -113,9 +111,10 @@ class RenderServiceRenderer:
         reconnect_s: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        from lihq.client import Client  # the API users' client (token: LIHQ_API_TOKEN / $LIHQ_HOME/api-token)
+
         self.endpoint = endpoint
-        self.channel = open_channel(endpoint.address)
-        self.stub = render_pb2_grpc.RenderServiceStub(self.channel)
+        self.client = Client(endpoint.address, application=endpoint.application)
         self.create_timeout_s, self.call_timeout_s = create_timeout_s, call_timeout_s
         self.watch_window_s, self.poll_s, self.reconnect_s = watch_window_s, poll_s, reconnect_s
         self.sleep = sleep
@@ -123,25 +122,13 @@ class RenderServiceRenderer:
     def __call__(self, job: Job) -> Rendered:
         return self.follow(self.create(job, render_request(job)))
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        """Serve's `application` and the API token (LIHQ_API_TOKEN, else $LIHQ_HOME/api-token)."""
-        from lihq.auth import client_token
-
-        token = client_token()
-        auth = (("authorization", f"Bearer {token}"),) if token else ()
-        return (("application", self.endpoint.application), *auth)
-
-    def _call(self, method: Callable[..., Any], request: Any, timeout_s: float) -> Any:
-        try:
-            return method(request, metadata=self._metadata(), timeout=timeout_s)
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from exc
-
     def create(self, job: Job, request: render_pb2.CreateRenderRequest) -> render_pb2.Render:
         generation = 0
         while True:
             request.idempotency_key = idempotency_key(job, generation)
-            renders = self._call(self.stub.CreateRender, request, self.create_timeout_s).renders
+            renders = self.client.create(
+                list(request.renders), request.idempotency_key, request.webhook_url, self.create_timeout_s
+            )
             if len(renders) != 1:
                 raise Internal(f"job {job.key!r}: CreateRender answered {len(renders)} renders for one spec")
             render = renders[0]
@@ -180,9 +167,7 @@ class RenderServiceRenderer:
             if render.state in _ENDED:
                 break
             try:  # the stream ended early or dropped: ask, then watch again
-                render = self._call(
-                    self.stub.GetRender, render_pb2.GetRenderRequest(render_id=rid), self.call_timeout_s
-                )
+                render = self.client.get(rid, self.call_timeout_s)
                 heard = time.monotonic()
             except LihqError as exc:
                 if not exc.retryable or time.monotonic() - heard > self.reconnect_s:
@@ -193,15 +178,9 @@ class RenderServiceRenderer:
 
     def _watch(self, render_id: str) -> Iterator[render_pb2.RenderEvent]:
         """WatchRender for at most `watch_window_s` (a typed error if the stream breaks)."""
-        stream = self.stub.WatchRender(
-            render_pb2.WatchRenderRequest(render_id=render_id),
-            metadata=self._metadata(),
-            timeout=self.watch_window_s,
-        )
+        stream = self.client.watch(render_id, timeout=self.watch_window_s)
         try:
             yield from stream
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from exc
         finally:
             stream.cancel()
 
@@ -221,7 +200,7 @@ class RenderServiceRenderer:
         raise _with_render(err, rid)
 
     def close(self) -> None:
-        self.channel.close()
+        self.client.close()
 
 
 def render_service_renderer(endpoints: Any, store: ObjectStore) -> RenderOne:

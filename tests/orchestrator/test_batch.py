@@ -442,13 +442,22 @@ def test_a_dropped_watch_falls_back_to_get_render_and_watches_again(host, store)
     methods: list[str] = []
 
     class Recording(RenderServiceRenderer):
-        def _call(self, method, request, timeout_s):
-            methods.append(type(request).__name__)
-            return super()._call(method, request, timeout_s)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            create, get = self.client.create, self.client.get  # the renderer calls through lihq.client
+
+            def recorded(name, call):
+                def wrapper(*a, **k):
+                    methods.append(name)
+                    return call(*a, **k)
+
+                return wrapper
+
+            self.client.create, self.client.get = recorded("create", create), recorded("get", get)
 
     summary = run_batch(store, cfg(), host.renderer(Recording, watch_window_s=0.03))
     assert summary.ok and rows_by_key(store)["slow"]["attempts"] == 1
-    assert methods[0] == "CreateRenderRequest" and methods.count("GetRenderRequest") >= 2
+    assert methods[0] == "create" and methods.count("get") >= 2
 
 
 def test_an_unreachable_orchestrator_is_retried_then_recorded_as_unavailable(store):
