@@ -71,3 +71,30 @@ def test_missing_weights_name_the_fetch_command(runner: Wav2LipRunner, tmp_path:
 def test_model_ids_are_synthetic(runner: Wav2LipRunner) -> None:
     assert runner.model_id("wav2lip_gan") == "synthetic:1"
     assert runner.detector_id() == "synthetic:1"
+
+
+def test_s3fd_sees_large_frames_scaled_down_and_boxes_come_back_full_size(monkeypatch, tmp_path) -> None:
+    import services.wav2lip.runner as runner_mod
+
+    seen: list[tuple[int, ...]] = []
+
+    def fake_detect_batch(net, frames, device):
+        seen.append(frames.shape)
+        return [(72, 36, 144, 108)] * len(frames)  # a box in the scaled frame's pixels
+
+    monkeypatch.setattr(runner_mod, "detect_batch", fake_detect_batch)
+    r = Wav2LipRunner(Wav2LipRunnerConfig(device="cpu", weights_dir=tmp_path, detect_max_side=720))
+    monkeypatch.setattr(r, "_net", lambda name: None)
+    big = np.zeros((2, 1080, 1920, 3), np.uint8)
+    assert r.detect(big) == [(192, 96, 384, 288)] * 2  # x 1920/720: back in 1080p pixels
+    assert seen == [(2, 405, 720, 3)]
+    seen.clear()
+    small = np.zeros((1, 256, 256, 3), np.uint8)
+    assert r.detect(small) == [(72, 36, 144, 108)] and seen == [(1, 256, 256, 3)]  # never scaled up
+    full = Wav2LipRunner(Wav2LipRunnerConfig(device="cpu", weights_dir=tmp_path, detect_max_side=0))
+    monkeypatch.setattr(full, "_net", lambda name: None)
+    seen.clear()
+    full.detect(big[:1])
+    assert seen == [(1, 1080, 1920, 3)]
+    with pytest.raises(InvalidInput, match="detect_max_side"):
+        Wav2LipRunnerConfig(detect_max_side=-1)
