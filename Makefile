@@ -36,7 +36,7 @@ format:
 
 # Everything but the gpu-marked tests (they skip themselves without CUDA anyway).
 test:
-	$(BIN)/python -m pytest -m "not gpu" -q
+	$(BIN)/python -m pytest -m "not gpu" -q --durations=25
 
 test-gpu:
 	$(BIN)/python -m pytest -m gpu -q

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (sel, el = document) => el.querySelector(sel);
-const state = { extras: [], current: null, source: null, hls: null, playerFor: null, nextPage: "" };
+const state = { extras: [], current: null, source: null, hls: null, playerFor: null, nextPage: "", mine: [] };
 const ERR_ALIAS = { speech: "audio", text: "audio" };
 
 function el(tag, attrs = {}, ...children) {
@@ -169,6 +169,7 @@ async function submit(ev) {
     const body = await r.json();
     if (!r.ok) throw body;
     $("#upload-status").textContent = "";
+    for (const x of body.renders) state.mine.unshift(x.render_id);
     openRender(body.renders[0]);
     refreshList();
   } catch (e) {
@@ -275,8 +276,16 @@ async function refreshList(more = false) {
   const body = await r.json();
   const tbody = $("#renders tbody");
   if (!r.ok) { tbody.textContent = ""; tbody.append(el("tr", {}, el("td", { colspan: 5, class: "err" }, body.error))); return; }
-  if (!more) tbody.textContent = "";
-  for (const x of body.renders) tbody.append(listRow(x));
+  if (!more) {
+    // ListRenders pages in creation order (oldest first): this page's own renders lead the list, fresh
+    tbody.textContent = "";
+    const mine = await Promise.all(state.mine.map(async (id) => {
+      const m = await fetch(`/api/renders/${id}`);
+      return m.ok ? m.json() : null;
+    }));
+    for (const x of mine) if (x) tbody.append(listRow(x));
+  }
+  for (const x of body.renders) if (!state.mine.includes(x.render_id)) tbody.append(listRow(x));
   state.nextPage = body.next_page_token;
   $("#more").classList.toggle("hidden", !state.nextPage);
 }
