@@ -77,18 +77,20 @@ def to_ref(store: ObjectStore, info: ObjectInfo) -> common_pb2.ObjectRef:
     return common_pb2.ObjectRef(bucket=store.bucket, key=info.key, sha256=info.sha256 or "", size=info.size)
 
 
-def render_output_key(requested: str, render_id: str, default: str) -> str:
+def render_output_key(
+    requested: str, render_id: str, default: str, subdir: str = "", suffix: str = ""
+) -> str:
     """The key a stage writes a caller-chosen output to: `default` (content-addressed, derived by the
     stage) when none is asked for, else only a file directly under the calling render's own prefix
-    (`renders/<ctx.render_id>/<name>`, never its render.json): a stage never overwrites uploads, another
-    render's files, caches or records."""
+    (`renders/<ctx.render_id>/[<subdir>/]<name>[suffix]`, never its render.json): a stage never
+    overwrites uploads, another render's files, caches or records."""
     if not requested:
         return default
     try:
         key = validate_key(requested)
     except InvalidInput:
         raise InvalidInput(f"output_key {requested[:100]!r} is not a valid object key") from None
-    prefix = f"renders/{render_id}/"
+    prefix = f"renders/{render_id}/" + (f"{subdir}/" if subdir else "")
     name = key[len(prefix) :] if render_id and key.startswith(prefix) else ""
     if (
         not render_id
@@ -97,9 +99,11 @@ def render_output_key(requested: str, render_id: str, default: str) -> str:
         or "/" in name
         or name == "render.json"
         or render_id.startswith("_")
+        or not name.endswith(suffix)
     ):
         raise InvalidInput(
             f"output_key {key[:100]!r}: a stage writes only under its render's own prefix "
-            "renders/<ctx.render_id>/<name> (leave output_key empty for a content-addressed key)"
+            f"renders/<ctx.render_id>/{subdir + '/' if subdir else ''}<name>{suffix} "
+            "(leave output_key empty for a content-addressed key)"
         )
     return key

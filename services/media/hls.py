@@ -35,7 +35,6 @@ from lihq.log import stage_logger
 from lihq.media._ff import ff_url, ffmpeg_argv, rational
 from lihq.media.encode import run_encoder
 from lihq.media.video import frame_count
-from lihq.storage.base import validate_key
 from lihq.v1 import media_pb2
 
 AUDIO_RATE = 48000
@@ -210,17 +209,4 @@ class HlsMixin:
 def hls_output_key(requested: str, render_id: str, default: str) -> str:
     """`renders/<ctx.render_id>/hls/<name>.ts` when asked for (the render's own prefix only: a stage never
     writes over uploads, caches or another render's files), else the content-addressed default."""
-    if not requested:
-        return default
-    try:
-        key = validate_key(requested)
-    except InvalidInput:
-        raise InvalidInput(f"output_key {requested[:100]!r} is not a valid object key") from None
-    prefix = f"renders/{render_id}/hls/"
-    name = key[len(prefix) :] if render_id and key.startswith(prefix) else ""
-    if not name or "/" in name or "/" in render_id or render_id.startswith("_") or not name.endswith(".ts"):
-        raise InvalidInput(
-            f"output_key {key[:100]!r}: an HLS segment is written only as "
-            "renders/<ctx.render_id>/hls/<name>.ts (leave output_key empty for a content-addressed key)"
-        )
-    return key
+    return refs.render_output_key(requested, render_id, default, subdir="hls", suffix=".ts")
