@@ -118,9 +118,8 @@ def _track(call: StageCall, task: Task, deps: Deps) -> Outputs:
     return {"track": r.track.key, "synthetic_box": call.rc.synthetic, "cache_hit": r.metrics.cache_hit}
 
 
-@adapter("wav2lip")
-def _lipsync(call: StageCall, task: Task, deps: Deps) -> Outputs:
-    frames = next(d for d in task.deps if d.startswith("fomm1/"))
+def _lip_sync(call: StageCall, task: Task, deps: Deps, frames: str, track: str) -> Outputs:
+    """One Wav2Lip LipSync of a segment: the frames of task `frames`, the face track of task `track`."""
     r = call(
         "wav2lip",
         "LipSync",
@@ -128,12 +127,18 @@ def _lipsync(call: StageCall, task: Task, deps: Deps) -> Outputs:
             frames=ref(out(deps, frames, "pack")),
             segment=_segment(task),
             mel=ref(out(deps, "wav2lip.mel", "mel")),
-            track=ref(out(deps, "wav2lip.track", "track")),
+            track=ref(out(deps, track, "track")),
             checkpoint=task.params["checkpoint"],
             ctx=call.ctx,
         ),
     )
     return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
+
+
+@adapter("wav2lip")
+def _lipsync(call: StageCall, task: Task, deps: Deps) -> Outputs:
+    frames = next(d for d in task.deps if d.startswith("fomm1/"))
+    return _lip_sync(call, task, deps, frames, "wav2lip.track")
 
 
 # -- GFPGAN -----------------------------------------------------------------------------------------
@@ -295,19 +300,7 @@ def _video_track(call: StageCall, task: Task, deps: Deps) -> Outputs:
 
 @adapter("vlips")
 def _video_lips(call: StageCall, task: Task, deps: Deps) -> Outputs:
-    r = call(
-        "wav2lip",
-        "LipSync",
-        lipsync_pb2.LipSyncRequest(
-            frames=ref(out(deps, f"vframes/{task.segment}", "pack")),
-            segment=_segment(task),
-            mel=ref(out(deps, "wav2lip.mel", "mel")),
-            track=ref(out(deps, "vtrack", "track")),
-            checkpoint=task.params["checkpoint"],
-            ctx=call.ctx,
-        ),
-    )
-    return {"pack": r.pack.key, "cache_hit": r.metrics.cache_hit}
+    return _lip_sync(call, task, deps, f"vframes/{task.segment}", "vtrack")
 
 
 @adapter("vcrop", "vpaste")
