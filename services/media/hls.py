@@ -33,14 +33,13 @@ from lihq.grpc import refs
 from lihq.grpc.errors import rpc_method
 from lihq.log import stage_logger
 from lihq.media._ff import ff_url, ffmpeg_argv, rational
-from lihq.media.encode import run_encoder
+from lihq.media.encode import check_preset, run_encoder
 from lihq.media.video import frame_count
 from lihq.v1 import media_pb2
 
 AUDIO_RATE = 48000
 AUDIO_BITRATE = "192k"
 DEFAULT_PRESET = "veryfast"  # a segment must be playable soon; the mp4 keeps its own preset
-_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 TS_CONTENT_TYPE = "video/mp2t"
 # every segment's timestamps are start_s + TS_OFFSET_S: a constant lead so that no segment (the first
 # included) has negative timestamps for the muxer to shift (B-frame delay, AAC priming), which would move
@@ -124,8 +123,7 @@ def encode_segment(
         raise InvalidInput(f"fps must be > 0, got {fps}")
     if not 0 <= crf <= 51:
         raise InvalidInput(f"crf={crf}: must be in [0, 51]")
-    if preset not in _PRESETS:
-        raise InvalidInput(f"preset {preset!r}: expected one of {', '.join(_PRESETS)}")
+    check_preset(preset)  # the one x264 preset table (lihq/media/encode.py)
     out = Path(out_path)
     n = max(1, segment_frames(start_s, end_s, fps))
     picked: list[np.ndarray] = []
@@ -168,8 +166,7 @@ class HlsMixin:
         check_range(req.start_s, req.end_s)
         crf = req.crf or 18
         preset = req.preset or DEFAULT_PRESET
-        if preset not in _PRESETS:
-            raise InvalidInput(f"preset {preset!r}: expected one of {', '.join(_PRESETS)}")
+        check_preset(preset)
         if not 0 <= crf <= 51:
             raise InvalidInput(f"crf={crf}: must be in [0, 51]")
         if not req.audio.key:

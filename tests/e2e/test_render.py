@@ -6,13 +6,13 @@ size, and audio; the last lines say per stage when it was done, and that the wei
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from lihq import media
+from tests.cliruns import isolated_env
 from tests.integration.conftest import REPO, free_port
 from tests.mediafiles import espeak_wav, lavfi_video
 
@@ -31,14 +31,7 @@ def test_two_pass_render_with_synthetic_weights(tmp_path):
     ref = lavfi_video(tmp_path / "ref.mp4", seconds=2.0, size="320x240", rate=30)
     face_bytes, audio_bytes = face.read_bytes(), audio.read_bytes()
     out = tmp_path / "out" / "video.mp4"
-    env = dict(
-        os.environ,
-        LIHQ_HOME=str(tmp_path / "home"),
-        LIHQ_RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0",
-    )
-    for k in [k for k in env if k.startswith("LIHQ_S3_") or k == "LIHQ_WEIGHTS_DIR"]:
-        env.pop(k)
+    env = isolated_env(tmp_path / "home")
     cmd = [
         sys.executable,
         "-m",

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -25,6 +24,7 @@ from lihq.storage import open_store
 from lihq.v1 import common_pb2, render_pb2, render_pb2_grpc
 from services.media.face import detect_faces
 from services.media.video_face import pingpong
+from tests.cliruns import isolated_env
 from tests.integration.conftest import REPO, free_port
 from tests.mediafiles import espeak_wav, lavfi_video
 from tests.videofaces import astronaut_frames, encode, with_rotation
@@ -99,14 +99,7 @@ def test_lihq_render_dubs_a_rotated_odd_sized_phone_clip(tmp_path):
     speech = espeak_wav(tmp_path / "speech.wav", "Hi.", wpm=300)
     before = phone.read_bytes()
     out = tmp_path / "dubbed.mp4"
-    env = dict(
-        os.environ,
-        LIHQ_HOME=str(tmp_path / "home"),
-        LIHQ_RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0",
-    )
-    for k in [k for k in env if k.startswith("LIHQ_S3_") or k == "LIHQ_WEIGHTS_DIR"]:
-        env.pop(k)
+    env = isolated_env(tmp_path / "home")
     cmd = [sys.executable, "-m", "lihq_cli.main", "render", "--face", str(phone), "--audio", str(speech)]
     cmd += ["--weights", "synthetic", "-o", str(out), "--grpc-port", str(free_port())]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1100)
