@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from lihq.media.video import frame_count
 from orchestrator.spec import FPS
 
 log = logging.getLogger("lihq.orchestrator")
@@ -38,7 +39,7 @@ def playlist_key(render_id: str) -> str:
 def segment_duration(start: int, end: int, duration_s: float, fps: float = FPS) -> float:
     """What plan segment [start, end) (frames at `fps`, the plan's rate) plays for: whole frames up to the render's end
     (the media stage's rule: frame_count(end) - frame_count(start), half up)."""
-    end_frame = min(end, math.floor(duration_s * fps + 0.5))
+    end_frame = min(end, frame_count(duration_s, fps))
     return max(1, end_frame - start) / fps
 
 
