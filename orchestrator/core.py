@@ -112,25 +112,18 @@ async def store_io(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 @functools.cache
-def _create_pool() -> ThreadPoolExecutor:
-    """Threads for CreateRender's store calls (reference checks, the group commit's writes), apart from
-    the render journals' `_store_pool`: a creation never queues behind running renders' writes."""
-    return ThreadPoolExecutor(
-        int(os.environ.get("LIHQ_CREATE_THREADS", "32")), thread_name_prefix="lihq-create"
-    )
+def _creation_threads(role: str) -> ThreadPoolExecutor:
+    """CreateRender's own threads, apart from the render journals' `_store_pool` (a creation never queues
+    behind running renders' writes): role "lihq-create" runs its store calls (reference checks, the
+    group commit's batches), "lihq-create-write" the batch's parallel object writes (a separate pool, so
+    a batch waiting on its writes never holds the threads they need)."""
+    return ThreadPoolExecutor(int(os.environ.get("LIHQ_CREATE_THREADS", "32")), thread_name_prefix=role)
 
 
 async def create_io(fn: Callable[..., Any], *args: Any) -> Any:
     """Run a blocking store call of creation off the event loop (on the creation threads)."""
-    return await asyncio.get_running_loop().run_in_executor(_create_pool(), functools.partial(fn, *args))
-
-
-@functools.cache
-def _commit_pool() -> ThreadPoolExecutor:
-    """The group commit's parallel object writes (fed by the committing thread, never by the loop)."""
-    return ThreadPoolExecutor(
-        int(os.environ.get("LIHQ_CREATE_THREADS", "32")), thread_name_prefix="lihq-create-write"
-    )
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_creation_threads("lihq-create"), functools.partial(fn, *args))
 
 
 class _GroupCommit:
@@ -165,7 +158,7 @@ class _GroupCommit:
 
     def _write_batch(self, batch: list[tuple[list[RenderRecord], str, asyncio.Future[None]]], loop) -> None:
         """In a creation thread: all the batch's writes at once; each caller answered as its own land."""
-        pool = _commit_pool()
+        pool = _creation_threads("lihq-create-write")
         started = []
         for records, key, fut in batch:
             stamp = now()
