@@ -6,9 +6,12 @@ FileStore (on disk under --store-dir, fsync on every write, as `lihq serve` runs
 a real gRPC server for the listing and creation parts — except the stages: an in-process executor
 answers every task at once with keys, as the stages would, so what is measured is the control plane.
 
-  per_task_ms[L]          one render of L seconds of speech (segment_frames 50: L=10 s -> 38 tasks,
-                          3600 s -> 10,808): orchestrator wall from CreateRender to SUCCEEDED / its
+  per_task_ms[L]          one render of L seconds of speech (segment_frames 50: L=10 s -> 43 tasks,
+                          3600 s -> 12,608): orchestrator wall from CreateRender to SUCCEEDED / its
                           tasks; the median of --reps runs (short renders) or one run (long ones)
+  per_task_ms_at_equal_load[L]  the same with ~10,000 tasks per length (233 renders of 10 s at once,
+                          ..., one of 3600 s), split into per_render_fixed_ms (a render's ~10 store
+                          writes, whatever its length) and per_task_marginal_ms (flat in length)
   tasks_per_s_one_process 8 renders of 600 s at once in one orchestrator: tasks / wall
   tasks_per_s_by_replicas the same per replica, in 1 and 2 orchestrator processes on one shared store
                           (each its own renders, as render actors / replicas would drive them)
@@ -84,7 +87,8 @@ async def _renders(root: Path, duration_s: float, n: int) -> tuple[int, float]:
     """n renders of `duration_s` at once on one orchestrator: (tasks, wall s)."""
     orch = orchestrator(root, duration_s)
     t0 = time.perf_counter()
-    recs = await orch.create([spec()] * n)
+    per_request = orch.admission.max_renders_per_request
+    recs = [r for i in range(0, n, per_request) for r in await orch.create([spec()] * min(per_request, n - i))]
     done = [await orch.wait(r.render_id) for r in recs]
     wall = time.perf_counter() - t0
     assert all(r.state == "SUCCEEDED" for r in done), [r.error for r in done]
@@ -104,7 +108,30 @@ def per_task(base: Path, reps: int) -> dict:
         out[str(length)] = round(statistics.median(runs), 4)
     vals = list(out.values())
     spread = (max(vals) - min(vals)) / statistics.median(vals)
-    return {"per_task_ms": out, "tasks": tasks_of, "per_task_spread": round(spread, 3)}
+    # the same lengths at equal load (~10,000 tasks each: many short renders at once), which splits
+    # what a render costs into a fixed part per render (its ~10 store writes: created, started, ended,
+    # task log, playlist) and a marginal part per task (the scheduler); the single-render figures above
+    # also carry the latency of those writes in a row, which a 10 s render's 43 tasks cannot hide
+    loaded, renders_of = {}, {}
+    for length in LENGTHS:
+        n = max(1, round(10_000 / tasks_of[str(length)]))
+        with tempfile.TemporaryDirectory(dir=base) as d:
+            tasks, wall = asyncio.run(_renders(Path(d), float(length), n))
+        loaded[str(length)] = (tasks, wall * 1000)
+        renders_of[str(length)] = n
+    long_tasks, long_ms = loaded[str(LENGTHS[-1])]
+    short_tasks, short_ms = loaded[str(LENGTHS[0])]
+    marginal = long_ms / long_tasks  # one render: its fixed part is ~0.1 % of the wall
+    fixed = (short_ms - short_tasks * marginal) / renders_of[str(LENGTHS[0])]
+    return {
+        "per_task_ms": out,
+        "tasks": tasks_of,
+        "per_task_spread": round(spread, 3),
+        "per_task_ms_at_equal_load": {k: round(ms / t, 4) for k, (t, ms) in loaded.items()},
+        "renders_at_equal_load": renders_of,
+        "per_task_marginal_ms": round(marginal, 4),
+        "per_render_fixed_ms": round(fixed, 2),
+    }
 
 
 def one_process(base: Path, renders: int = 8, length: float = 600.0) -> dict:
@@ -303,11 +330,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parts", default="per_task,one_process,replicas,list,create")
     ap.add_argument("--reps", type=int, default=5, help="runs per short render length (median)")
     ap.add_argument("--renders", type=int, default=10_000, help="stored renders for the listing")
-    ap.add_argument("--store-dir", default=tempfile.gettempdir(), help="where the FileStores go")
+    ap.add_argument(
+        "--store-dir",
+        default="",
+        help="where the FileStores go (temporary folders, removed after); default: $LIHQ_HOME/bench, "
+        "on the disk `lihq serve` keeps its store on ($LIHQ_HOME/store)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("LIHQ_AUTH", "off")
     os.environ.setdefault("LIHQ_QUOTA_RUNNING", "1000000")  # measure the control plane, not a tenant quota
-    base = Path(args.store_dir)
+    if args.store_dir:
+        base = Path(args.store_dir)
+    else:
+        from lihq.config import lihq_home
+
+        base = lihq_home() / "bench"
+    base.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
     out: dict = {"machine": f"{os.cpu_count()} CPUs", "store": f"FileStore under {base}"}
     if "per_task" in parts:

@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -129,7 +129,8 @@ async def create_io(fn: Callable[..., Any], *args: Any) -> Any:
 class _GroupCommit:
     """New renders are saved by group commit: the creations that arrive while a batch is being written
     form the next batch. One creation thread takes the batch, serialises its records and hands every
-    object (each record and its two index markers) to the write threads at once, one write per object;
+    object (each record and its two index markers) to the write threads at once, one write per object
+    (on a store whose calls do not overlap, a local disk, it writes them itself, one by one);
     as each caller's objects (then its idempotency key) are in the store, that caller is answered. So
     an answered CreateRender is as durable as the store's writes, and the event loop spends one thread
     hop per batch and one wake-up per caller, not one per object."""
@@ -158,6 +159,7 @@ class _GroupCommit:
 
     def _write_batch(self, batch: list[tuple[list[RenderRecord], str, asyncio.Future[None]]], loop) -> None:
         """In a creation thread: all the batch's writes at once; each caller answered as its own land."""
+        overlap = self.renders.store.concurrent_calls_help
         pool = _creation_threads("lihq-create-write")
         started = []
         for records, key, fut in batch:
@@ -166,12 +168,15 @@ class _GroupCommit:
             for rec in records:
                 rec.updated_at = stamp
                 writes += self.renders.creation_writes(rec)
-            started.append((records, key, fut, [pool.submit(w) for w in writes]))
-        for records, key, fut, futures in started:
+            started.append((records, key, fut, [pool.submit(w) for w in writes] if overlap else writes))
+        for records, key, fut, pending in started:
             error: BaseException | None = None
             try:
-                for f in futures:
-                    f.result()
+                for w in pending:  # a future (writes at once), or the write itself (one by one, here)
+                    if overlap:
+                        w.result()
+                    else:
+                        w()
                 if key:
                     self.renders.remember_idempotent(key, [r.render_id for r in records])
             except Exception as exc:  # noqa: BLE001 - this caller's error, the others go on
@@ -306,6 +311,7 @@ class Orchestrator:
         self.admission = admission or Admission()
         self.webhooks = WebhookSender(webhooks or WebhookConfig.from_env(), self.renders)
         self._live: dict[str, RenderRecord] = {}  # renders this orchestrator owns: queued or running
+        self._live_by_tenant: Counter[str] = Counter()  # of _live, for quotas
         self._queue: OrderedDict[str, RenderRecord] = OrderedDict()  # waiting for a running slot, FIFO
         self._running: dict[str, tuple[asyncio.Task, Scheduler | None]] = {}
         self._changed: dict[str, asyncio.Condition] = {}
@@ -416,6 +422,7 @@ class Orchestrator:
         if rec.render_id in self._live or rec.state in TERMINAL:
             return
         self._live[rec.render_id] = rec
+        self._live_by_tenant[rec.tenant] += 1
         self._queue[rec.render_id] = rec
 
     def _pump(self) -> None:
@@ -435,7 +442,14 @@ class Orchestrator:
         """Renders this orchestrator queues or runs (of `tenant` when given): memory only, no store I/O."""
         if tenant is None:
             return len(self._live)
-        return sum(1 for r in self._live.values() if r.tenant == tenant)
+        return self._live_by_tenant[tenant]
+
+    def _unlive(self, render_id: str) -> None:
+        rec = self._live.pop(render_id, None)
+        if rec is not None:
+            self._live_by_tenant[rec.tenant] -= 1
+            if not self._live_by_tenant[rec.tenant]:
+                del self._live_by_tenant[rec.tenant]
 
     def start(self, rec: RenderRecord) -> None:
         """Queue `rec` (a record loaded from the store) and start it when a slot is free."""
@@ -533,7 +547,7 @@ class Orchestrator:
                     if journal is not None:
                         journal.close_now()
                 self._running.pop(rid, None)
-                self._live.pop(rid, None)
+                self._unlive(rid)
                 raise
             rec.state, rec.error = CANCELLED, "cancelled"
         except Cancelled:
@@ -570,7 +584,7 @@ class Orchestrator:
             stage_logger("orchestrator", render_id=rid).exception("could not record the render's end")
         finally:
             self._running.pop(rid, None)
-            self._live.pop(rid, None)
+            self._unlive(rid)
             self._user_cancelled.discard(rid)
             self._pump()
         await self._notify(rid)

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -136,6 +136,12 @@ class RenderStore:
     def _id_of(key: str) -> str:
         return key.rsplit("/", 1)[1]
 
+    def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        """fn over items, in order: at once on a store whose calls overlap (S3), else one by one."""
+        if self.store.concurrent_calls_help and len(items) > 1:
+            return _io_pool().map(fn, items)
+        return map(fn, items)
+
     def save(self, rec: RenderRecord) -> None:
         """Write the record; on its first write and when its state changed, move its index entries."""
         rec.updated_at = now()
@@ -167,7 +173,8 @@ class RenderStore:
         else:
             writes = [functools.partial(self.store.put_bytes, keys[0], body, "application/json")]
             writes += [functools.partial(self.store.put_marker, k) for k in keys[1:]]
-            list(_io_pool().map(lambda write: write(), writes))
+            for _ in self._map(lambda write: write(), writes):
+                pass
         if saved_state and saved_state != state:
             self.store.delete(self.index_key(saved_state, render_id))
 
@@ -234,7 +241,7 @@ class RenderStore:
             if page:
                 cursor = page[-1].key
             # the records of a page are read at once (store reads wait on I/O, not on each other)
-            for rec in _io_pool().map(self._load_listed, [self._id_of(i.key) for i in page]):
+            for rec in self._map(self._load_listed, [self._id_of(i.key) for i in page]):
                 if rec is not None and (not state or rec.state == state):
                     out.append(rec)
             if len(infos) <= want:

@@ -175,6 +175,9 @@ class ObjectStore(ABC):
     """
 
     bucket: str
+    # Whether independent calls gain from running at once (threads): a network store's round trips
+    # overlap; a local disk's calls are CPU in this process, where threads only contend for the GIL.
+    concurrent_calls_help: bool = True
 
     # -- writes -------------------------------------------------------------------------------
     @abstractmethod
