@@ -88,7 +88,9 @@ async def _renders(root: Path, duration_s: float, n: int) -> tuple[int, float]:
     orch = orchestrator(root, duration_s)
     t0 = time.perf_counter()
     per_request = orch.admission.max_renders_per_request
-    recs = [r for i in range(0, n, per_request) for r in await orch.create([spec()] * min(per_request, n - i))]
+    recs = [
+        r for i in range(0, n, per_request) for r in await orch.create([spec()] * min(per_request, n - i))
+    ]
     done = [await orch.wait(r.render_id) for r in recs]
     wall = time.perf_counter() - t0
     assert all(r.state == "SUCCEEDED" for r in done), [r.error for r in done]

@@ -57,7 +57,9 @@ _TMP_PREFIX = ".#tmp-"
 class FileStore(ObjectStore):
     """Objects as files under `root/bucket/prefix/`. Safe for concurrent use by threads and processes."""
 
-    concurrent_calls_help = False  # each call is mostly this process's CPU (measured: bench/control_plane_bench.py)
+    concurrent_calls_help = (
+        False  # each call is mostly this process's CPU (measured: bench/control_plane_bench.py)
+    )
 
     def __init__(self, root: Path, bucket: str, prefix: str = "") -> None:
         self.root = Path(root).expanduser().absolute()

@@ -308,6 +308,34 @@ def test_fs_never_writes_outside_its_root(tmp_path: Path) -> None:
     assert {p for p in tmp_path.rglob("*") if not p.is_relative_to(root)} == {outside, outside / "secret"}
 
 
+def test_fs_links_below_the_root_are_checked_wherever_they_are_and_a_linked_root_works(
+    tmp_path: Path,
+) -> None:
+    """The inside check lstat's the key's own components: a link at any depth (to a directory or to a
+    file) that leads out is refused; one that stays inside is followed; the root itself may be a link."""
+    real_root, outside = tmp_path / "real-root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"do not touch")
+    real_root.mkdir()
+    (tmp_path / "root").symlink_to(real_root, target_is_directory=True)
+    store = FileStore(tmp_path / "root", "lihq")
+    store.put_bytes("a/b/ok", b"1")
+    assert store.get_bytes("a/b/ok") == b"1"
+    base = real_root / "lihq"
+    (base / "a" / "deep").symlink_to(outside, target_is_directory=True)
+    (base / "a" / "b" / "file").symlink_to(outside / "secret")
+    (base / "a" / "inside").symlink_to(base / "a" / "b", target_is_directory=True)
+    for bad in ("a/deep/secret", "a/deep/new/x", "a/b/file"):
+        with pytest.raises(InvalidInput, match="outside"):
+            store.get_bytes(bad)
+        with pytest.raises(InvalidInput, match="outside"):
+            store.put_bytes(bad, b"pwned")
+    assert store.get_bytes("a/inside/ok") == b"1"
+    assert (outside / "secret").read_bytes() == b"do not touch" and sorted(outside.iterdir()) == [
+        outside / "secret"
+    ]
+
+
 def test_fs_key_and_key_below_it_conflict(fs_store: FileStore) -> None:
     fs_store.put_bytes("a", b"1")
     with pytest.raises(FailedPrecondition, match="a/b"):

@@ -409,3 +409,28 @@ def test_a_store_from_before_the_index_is_indexed_once_and_its_renders_resume(tm
     assert not set(fresh.calls) & set(results)  # nothing recorded in the old layout ran again
     assert store.exists(RenderStore.INDEX_MARKER)
     assert set(results) <= set(RenderStore(store).load_results(rid))  # moved to the task log
+
+
+def test_each_tenants_queued_and_running_count_follows_creation_cancel_and_the_end(tmp_path):
+    """What CreateRender's running quota reads (Orchestrator.unfinished_count, a counter per tenant):
+    queued and running renders of that tenant only; a cancelled or finished render leaves it."""
+
+    async def go():
+        stages = FakeStages(stall_on="face")
+        orch, _ = make(tmp_path, stages, max_running=1)
+        a1, a2 = [r.render_id for r in await orch.create([SPEC, SPEC], tenant="a")]
+        [b1] = [r.render_id for r in await orch.create([SPEC], tenant="b")]
+        counts = [(orch.unfinished_count("a"), orch.unfinished_count("b"), orch.unfinished_count())]
+        await orch.cancel(a2)  # queued
+        counts.append((orch.unfinished_count("a"), orch.unfinished_count("b"), orch.unfinished_count()))
+        await orch.cancel(a1)  # running
+        await orch.cancel(b1)
+        counts.append((orch.unfinished_count("a"), orch.unfinished_count("b"), orch.unfinished_count()))
+        stages.stall_on = None
+        [c] = [r.render_id for r in await orch.create([SPEC], tenant="a")]
+        counts.append((orch.unfinished_count("a"), orch.unfinished_count("c"), orch.unfinished_count()))
+        assert (await orch.wait(c)).state == SUCCEEDED
+        counts.append((orch.unfinished_count("a"), orch.unfinished_count("b"), orch.unfinished_count()))
+        return counts
+
+    assert asyncio.run(go()) == [(2, 1, 3), (1, 1, 2), (0, 0, 0), (1, 0, 1), (0, 0, 0)]
