@@ -240,7 +240,7 @@ class RenderStore:
             page = infos[:want]
             if page:
                 cursor = page[-1].key
-            # the records of a page are read at once (store reads wait on I/O, not on each other)
+            # the records of a page: at once where reads wait on the network, else one by one (_map)
             for rec in self._map(self._load_listed, [self._id_of(i.key) for i in page]):
                 if rec is not None and (not state or rec.state == state):
                     out.append(rec)

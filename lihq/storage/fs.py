@@ -57,9 +57,8 @@ _TMP_PREFIX = ".#tmp-"
 class FileStore(ObjectStore):
     """Objects as files under `root/bucket/prefix/`. Safe for concurrent use by threads and processes."""
 
-    concurrent_calls_help = (
-        False  # each call is mostly this process's CPU (measured: bench/control_plane_bench.py)
-    )
+    # each call is mostly this process's CPU (measured: bench/control_plane_bench.py, bench/README.md)
+    concurrent_calls_help = False
 
     def __init__(self, root: Path, bucket: str, prefix: str = "") -> None:
         self.root = Path(root).expanduser().absolute()
