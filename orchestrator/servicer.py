@@ -87,7 +87,8 @@ class RenderServicer(HealthMixin):
         else:
             checker = None
         # every store check of the request in one worker thread, on the creation threads (orchestrator/core.py)
-        specs = await create_io(_store_checks, checker, self.orch.renders.store, request.renders)
+        store = self.orch.renders.store
+        specs = await create_io(store, _store_checks, checker, store, request.renders)
         if grpc_context is not None and request.renders:
             # this replica's queued + running renders of the tenant: counted in memory, no store scan
             self.quotas.check_running(self.orch.unfinished_count(who.tenant), len(specs))
