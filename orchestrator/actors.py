@@ -133,14 +133,23 @@ class ActorOrchestrator(Orchestrator):
             ),
         )
         self._make = make
+        self._unlaunched: list[RenderRecord] = []
         self._actor_cls = render_actor_class(**(actor_options or {}))
 
     def _enqueue(self, rec: RenderRecord) -> None:
         if rec.state not in TERMINAL:
-            self.launch(rec.render_id)
+            self._unlaunched.append(rec)
 
     def _pump(self) -> None:
-        return None
+        """Launch the actors of renders whose record is in the store on its own (a new render's is
+        written just after CreateRender answers: the actor's first write must come after it)."""
+        waiting = []
+        for rec in self._unlaunched:
+            if rec.saved_state:
+                self.launch(rec.render_id)
+            else:
+                waiting.append(rec)
+        self._unlaunched = waiting
 
     def launch(self, render_id: str) -> Any:
         """The render's actor: created if missing, else the running one (never two)."""
@@ -158,6 +167,8 @@ class ActorOrchestrator(Orchestrator):
         import ray
         from ray.exceptions import RayActorError
 
+        if any(r.render_id == render_id for r in self._unlaunched):
+            await self._commit.drain()  # created here a moment ago: its actor is launched once it is written
         for _ in range(3):
             try:
                 actor = ray.get_actor(actor_name(render_id), namespace=NAMESPACE)

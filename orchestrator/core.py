@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,21 +134,42 @@ async def create_io(store: ObjectStore | None, fn: Callable[..., Any], *args: An
 
 class _GroupCommit:
     """New renders are saved by group commit: the creations that arrive while a batch is being written
-    form the next batch. One creation thread takes the batch, serialises its records and hands every
-    object (each record and its two index markers) to the write threads at once, one write per object
-    (on a store whose calls do not overlap, a local disk, it writes them itself, one by one);
-    as each caller's objects (then its idempotency key) are in the store, that caller is answered. So
-    an answered CreateRender is as durable as the store's writes, and the event loop spends one thread
-    hop per batch and one wake-up per caller, not one per object."""
+    form the next batch, one creation thread writes it, and each caller is answered as its writes (then
+    its idempotency key) land, so an answered CreateRender is as durable as the store's writes; the
+    event loop spends one thread hop per batch and one wake-up per caller.
 
-    def __init__(self, renders: RenderStore) -> None:
-        self.renders = renders
+    A batch of a burst (or of more than `DIRECT_MAX` renders) is written as ONE object, the creation
+    journal (`RenderStore.write_journal`): one write per batch instead of three per render (record +
+    two index entries). One task then writes its records out on their own (`RenderStore.materialize`),
+    batch after batch, once creations pause for `SETTLE_S` or the oldest batch has waited
+    `MAX_DELAY_S` (a burst is answered before this bookkeeping, and a steady stream still gets it
+    done; a large request that is not part of a burst at once). A lone creation of `DIRECT_MAX`
+    renders or fewer skips the journal: three writes per render cost less than five (journal, record,
+    two index entries, the journal's deletion). A render starts, and is cancelled or listed by this
+    orchestrator, only after its record is written on its own (`stored`, `drain`): every later write
+    of a record comes after its first."""
+
+    SETTLE_S = 0.02
+    MAX_DELAY_S = 0.25
+    DIRECT_MAX = 2  # a lone creation of this many renders or fewer skips the journal
+
+    def __init__(self, renders: RenderStore, on_stored: Callable[[], None]) -> None:
+        self.renders, self.on_stored = renders, on_stored
         self._pending: list[tuple[list[RenderRecord], str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task | None = None
+        self._journaled: deque[tuple[str, list[RenderRecord], float]] = deque()  # (journal, records, when)
+        self._materializer: asyncio.Task | None = None
+        self._last_commit = 0.0
+        self._in_burst = False
+        self._urgent = 0
+        self._idle: asyncio.Event | None = None  # made on first use, in the loop that uses it
 
     async def commit(self, records: list[RenderRecord], idempotency_key: str) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((records, idempotency_key, fut))
+        t = time.monotonic()
+        self._in_burst = t - self._last_commit < self.SETTLE_S  # the call before came just now
+        self._last_commit = t
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._run())
         await fut
@@ -158,39 +179,103 @@ class _GroupCommit:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await create_io(self.renders.store, self._write_batch, batch, loop)
+                records = sum(len(recs) for recs, _, _ in batch)
+                direct = records <= self.DIRECT_MAX and not self._in_burst
+                await create_io(self.renders.store, self._write_batch, batch, loop, direct)
             except Exception as exc:  # noqa: BLE001 - every caller still waiting gets the error
                 for _, _, fut in batch:
                     _settle(fut, exc)
 
-    def _write_batch(self, batch: list[tuple[list[RenderRecord], str, asyncio.Future[None]]], loop) -> None:
-        """In a creation thread: all the batch's writes at once; each caller answered as its own land."""
-        overlap = self.renders.store.concurrent_calls_help
-        pool = _creation_threads("lihq-create-write")
-        started = []
-        for records, key, fut in batch:
-            stamp = now()
-            writes = []
-            for rec in records:
-                rec.updated_at = stamp
-                writes += self.renders.creation_writes(rec)
-            started.append((records, key, fut, [pool.submit(w) for w in writes] if overlap else writes))
-        for records, key, fut, pending in started:
+    def _write_batch(
+        self, batch: list[tuple[list[RenderRecord], str, asyncio.Future[None]]], loop, direct: bool
+    ) -> None:
+        """In a creation thread: the batch's journal (`direct`: a lone creation's records and index
+        entries themselves), then each caller's idempotency key; each caller is answered as its own
+        writes land (a journal that fails fails them all)."""
+        stamp = now()
+        records = [rec for recs, _, _ in batch for rec in recs]
+        for rec in records:
+            rec.updated_at = stamp
+        if direct:
+            writes = [w for rec in records for w in self.renders.creation_writes(rec)]
+            for _ in self.renders._map(lambda write: write(), writes):  # noqa: SLF001
+                pass
+            for rec in records:  # not enqueued yet: no other thread reads it
+                rec.saved_state = rec.state
+        else:
+            journal = self.renders.write_journal(records)
+            # before any caller is answered (callbacks run in order): the batch is due to be written out
+            loop.call_soon_threadsafe(self._journaled_batch, journal, records)
+        for recs, key, fut in batch:
             error: BaseException | None = None
             try:
-                for w in pending:  # a future (writes at once), or the write itself (one by one, here)
-                    if overlap:
-                        w.result()
-                    else:
-                        w()
                 if key:
-                    self.renders.remember_idempotent(key, [r.render_id for r in records])
+                    self.renders.remember_idempotent(key, [r.render_id for r in recs])
             except Exception as exc:  # noqa: BLE001 - this caller's error, the others go on
                 error = exc
-            else:
-                for rec in records:
-                    rec.saved_state = rec.state
             loop.call_soon_threadsafe(_settle, fut, error)
+
+    def _journaled_batch(self, journal: str, records: list[RenderRecord]) -> None:
+        # a lone creation is written out at once; one of a burst waits for the burst to pause
+        self._journaled.append((journal, records, time.monotonic() if self._in_burst else 0.0))
+        self._idle_event().clear()
+        if self._materializer is None or self._materializer.done():
+            self._materializer = asyncio.create_task(self._materialize())
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._idle
+
+    async def _materialize(self) -> None:
+        failures = 0
+        while self._journaled:
+            await self._settle()
+            journal, records, _ = self._journaled[0]
+            try:
+                await create_io(
+                    self.renders.store, self.renders.materialize, journal, [r.render_id for r in records]
+                )
+            except Exception:  # noqa: BLE001 - the store is failing: the journal keeps them; try again
+                failures += 1
+                log.exception("could not write out creation journal %s (try %d)", journal, failures)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            failures = 0
+            self._journaled.popleft()
+            for rec in records:
+                if not rec.saved_state:
+                    rec.saved_state = rec.state
+            self.on_stored()
+        self._idle_event().set()
+
+    async def _settle(self) -> None:
+        """Wait while creations keep arriving (up to `MAX_DELAY_S` from the oldest batch), unless a
+        caller needs the records written now (`drain`)."""
+        while not self._urgent and self._journaled[0][2]:
+            t = time.monotonic()
+            quiet = t - self._last_commit
+            waited = t - self._journaled[0][2]
+            busy = bool(self._pending) or (self._writer is not None and not self._writer.done())
+            if (quiet >= self.SETTLE_S and not busy) or waited >= self.MAX_DELAY_S:
+                return
+            await asyncio.sleep(max(0.002, min(self.SETTLE_S - quiet, self.MAX_DELAY_S - waited)))
+
+    async def drain(self) -> None:
+        """Return once every record this orchestrator journaled is written on its own."""
+        if not self._journaled:
+            return
+        self._urgent += 1
+        try:
+            await self._idle_event().wait()
+        finally:
+            self._urgent -= 1
+
+    async def stored(self, rec: RenderRecord) -> None:
+        """Return once `rec` (created here) is written on its own."""
+        if not rec.saved_state:
+            await self.drain()
 
 
 def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
@@ -324,7 +409,7 @@ class Orchestrator:
         self._user_cancelled: set[str] = set()
         self._fresh: set[str] = set()  # created by this orchestrator, not started yet: no task log to read
         self._creating: dict[str, tuple[asyncio.Lock, int]] = {}  # idempotency key -> (lock, users)
-        self._commit = _GroupCommit(self.renders)
+        self._commit = _GroupCommit(self.renders, self._pump)
 
     # -- creation -----------------------------------------------------------------------------
     async def create(
@@ -434,8 +519,11 @@ class Orchestrator:
         self._queue[rec.render_id] = rec
 
     def _pump(self) -> None:
-        """Start queued renders, oldest first, while running slots are free."""
+        """Start queued renders, oldest first, while running slots are free (a render whose record is
+        still only in the creation journal waits: the group commit pumps again once it is written)."""
         while self._queue and len(self._running) < self.admission.max_running:
+            if not next(iter(self._queue.values())).saved_state:
+                break
             _, rec = self._queue.popitem(last=False)
             self._running[rec.render_id] = (asyncio.create_task(self._run(rec)), None)
 
@@ -651,6 +739,7 @@ class Orchestrator:
 
     def _unfinished(self) -> list[RenderRecord]:
         self.renders.ensure_index()  # a store from before the index: indexed once
+        self.renders.replay_journals()  # records answered but not yet written on their own
         out: dict[str, RenderRecord] = {}
         for state in (QUEUED, RUNNING):
             for rid in self.renders.ids(state):
@@ -701,10 +790,13 @@ class Orchestrator:
     async def page(
         self, state: str = "", after: str = "", limit: int = 100
     ) -> tuple[list[RenderRecord], str]:
+        await self._commit.drain()  # renders created here are listed as soon as they are answered
         recs, nxt = await store_io(self.renders.page, state, after, limit)
         return [self._live.get(r.render_id, r) for r in recs], nxt
 
     async def cancel(self, render_id: str) -> RenderRecord:
+        if render_id in self._queue:
+            await self._commit.stored(self._queue[render_id])  # its first write comes first
         queued = self._queue.pop(render_id, None)
         if queued is not None:
             queued.state, queued.error = CANCELLED, "cancelled"

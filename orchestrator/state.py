@@ -8,8 +8,14 @@
                                      <shard> = id[:5]/id[5:8], see `index_key`)
     renders/_state/<STATE>/<shard>/<id>   state index: one empty object per render in its current state
     renders/_idempotency/<sha256>.json
+    renders/_new/<first id>.json     creation journal: the records of one group commit of CreateRender
+                                     calls, one object (deleted once each record is written on its own)
 
-A restarted orchestrator lists `_state/QUEUED` and `_state/RUNNING` only, and a resumed render reads its
+New renders are saved by group commit into one journal object, and the callers are answered once it is
+in the store; each record and its two index entries are written afterwards (`materialize`, index
+entries first), and the journal is then deleted. Until then `load` finds a record in the journal (this
+process keeps its own in memory), and a restarted orchestrator writes out what a journal still holds
+(`replay_journals`) before it resumes. A restarted orchestrator lists `_state/QUEUED` and `_state/RUNNING` only, and a resumed render reads its
 task log to recompute nothing that finished. Writes go through `put_bytes`, atomic on both stores. The
 record is written before its state index moves (new entry, then the old one deleted), so a crash in
 between leaves an extra index entry, never a missing one: readers check the record's own state.
@@ -22,6 +28,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,11 +56,23 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+_last_id = [0]
+_id_lock = threading.Lock()
+
+
 def new_render_id() -> str:
     """16 hex digits: milliseconds since the epoch (11) then randomness (5), so ids (and the listing
-    index) sort by creation time."""
-    return f"{time.time_ns() // 1_000_000:011x}{os.urandom(3).hex()[:5]}"
+    index) sort by creation time; within one process strictly so (a second id in the same millisecond
+    is made larger than the first)."""
+    n = (time.time_ns() // 1_000_000) << 20 | int.from_bytes(os.urandom(3)) >> 4
+    with _id_lock:
+        n = _last_id[0] = max(n, _last_id[0] + 1)
+    return f"{n:016x}"
 
+
+_RENDER_ID = re.compile(r"[0-9a-f]{16}")
+JOURNAL_PREFIX = "renders/_new/"
+MAX_JOURNALS_READ = 1000  # a load that misses reads at most this many journals (normally: none or a few)
 
 _NOT_SAVED = ("results", "saved_state", "queue_position")  # results live in the task log
 
@@ -115,6 +135,9 @@ class RenderStore:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
+        # this process's journaled records not yet written on their own: render id -> record body
+        self._unstored: dict[str, bytes] = {}
+        self._journals: dict[str, dict[str, bytes]] = {}  # journals read by `_journaled` (immutable)
 
     @staticmethod
     def key(render_id: str) -> str:
@@ -183,11 +206,15 @@ class RenderStore:
         self.store.delete(self.index_key(state, render_id))
 
     def load(self, render_id: str, results: bool = False) -> RenderRecord:
-        """The record; with `results`, also every finished task's outputs from the task log."""
+        """The record; with `results`, also every finished task's outputs from the task log. A record
+        still in a creation journal (created a moment ago, perhaps by another replica) is read there."""
         try:
             data = self.store.get_bytes(self.key(render_id))
         except NotFound as exc:
-            raise NotFound(f"no render {render_id!r}") from exc
+            found = self._unstored.get(render_id) or self._journaled(render_id)
+            if found is None:
+                raise NotFound(f"no render {render_id!r}") from exc
+            data = found
         try:
             rec = RenderRecord.from_json(data)
             if rec.state not in (QUEUED, RUNNING, *TERMINAL) or rec.render_id != render_id:
@@ -200,6 +227,107 @@ class RenderStore:
         if results:
             rec.results.update(self.load_results(render_id))
         return rec
+
+    # -- creation journal ---------------------------------------------------------------------
+    @staticmethod
+    def journal_key(first_id: str) -> str:
+        return validate_key(f"{JOURNAL_PREFIX}{first_id}.json")
+
+    def write_journal(self, records: list[RenderRecord]) -> str:
+        """Save never-written records as one object (one durable write for the whole batch); returns its
+        key. The records are this process's (`load` finds them) until `materialize` writes them out."""
+        bodies = [rec.to_json() for rec in records]
+        key = self.journal_key(records[0].render_id)
+        for rec, body in zip(records, bodies, strict=True):
+            self._unstored[rec.render_id] = body
+        try:
+            self.store.put_bytes(key, b'{"records":[' + b",".join(bodies) + b"]}", "application/json")
+        except BaseException:
+            for rec in records:
+                self._unstored.pop(rec.render_id, None)
+            raise
+        return key
+
+    def materialize(self, journal: str, render_ids: list[str]) -> None:
+        """Write each journaled record on its own: every index entry first (a reader finds an entry
+        whose record is not written yet in the journal, and a crash here leaves a journal whose replay
+        finds the entries already there), then the records, then delete the journal."""
+        rows = [(rid, self._unstored.get(rid) or self._journaled(rid, journal)) for rid in render_ids]
+        rows = [(rid, body) for rid, body in rows if body is not None]
+        markers = []
+        for rid, body in rows:
+            markers += [self.index_key("", rid), self.index_key(json.loads(body)["state"], rid)]
+        for _ in self._map(self.store.put_marker, markers):
+            pass
+
+        def put(row: tuple[str, bytes]) -> None:
+            key = self.key(row[0])
+            if not self.store.exists(key):  # written already (cancelled through another replica): newer
+                self.store.put_bytes(key, row[1], "application/json")
+
+        for _ in self._map(put, rows):
+            pass
+        self.store.delete(journal)
+        self._journals.pop(journal, None)
+        for rid, _ in rows:
+            self._unstored.pop(rid, None)
+
+    def replay_journals(self) -> int:
+        """Write out the records that journals left in the store still hold (an orchestrator stopped
+        between answering CreateRender and writing them); returns how many were written."""
+        n = 0
+        for info in self.store.list_page(JOURNAL_PREFIX, "", MAX_JOURNALS_READ):
+            bodies = self._read_journal(info.key)
+            if bodies is None:
+                continue
+            todo = [rid for rid in bodies if not self.store.exists(self.key(rid))]
+            self._journals[info.key] = bodies
+            self.materialize(info.key, todo)
+            n += len(todo)
+        return n
+
+    def _journaled(self, render_id: str, journal: str = "") -> bytes | None:
+        """`render_id`'s body in a creation journal in the store (`journal`: that one only)."""
+        if not _RENDER_ID.fullmatch(render_id):
+            return None
+        keys = (
+            [journal]
+            if journal
+            else [i.key for i in self.store.list_page(JOURNAL_PREFIX, "", MAX_JOURNALS_READ)]
+        )
+        if not journal:  # forget journals deleted since they were read
+            for gone in set(self._journals) - set(keys):
+                self._journals.pop(gone, None)
+        for key in keys:
+            bodies = self._journals.get(key)
+            if bodies is None:
+                bodies = self._read_journal(key)
+                if bodies is None:
+                    continue
+                self._journals[key] = bodies
+            if render_id in bodies:
+                return bodies[render_id]
+        return None
+
+    def _read_journal(self, key: str) -> dict[str, bytes] | None:
+        """{render id: record body} of one journal; None (and a warning) when it is gone or unreadable
+        (the store is untrusted: a journal with any record that is not a render record is not read, and
+        is left for an operator)."""
+        try:
+            doc = json.loads(self.store.get_bytes(key))
+            out: dict[str, bytes] = {}
+            for d in doc["records"]:
+                body = json.dumps(d, sort_keys=True).encode()
+                rec = RenderRecord.from_json(body)
+                if not _RENDER_ID.fullmatch(rec.render_id) or rec.state not in (QUEUED, RUNNING, *TERMINAL):
+                    raise ValueError("a record with an unknown state or a malformed id")
+                out[rec.render_id] = body
+            return out
+        except NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001 - one bad journal is reported, the others are read
+            log.warning("creation journal %s is unreadable (%s): skipped", key, type(exc).__name__)
+            return None
 
     # -- task log -----------------------------------------------------------------------------
     @staticmethod

@@ -20,7 +20,7 @@ from orchestrator.core import Admission, Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer
 from orchestrator.spec import RenderSpec
-from orchestrator.state import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RenderStore
+from orchestrator.state import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RenderRecord, RenderStore
 from tests.orchestrator.test_core import FakeStages
 from tests.plaingrpc import plain_server
 
@@ -75,10 +75,12 @@ def test_a_long_render_writes_its_record_a_bounded_number_of_times_and_never_on_
     assert set(saved.results) >= {"encode", "speech", "face"} and len(saved.results) == tasks
 
 
-def test_concurrent_creations_are_saved_by_group_commit_off_the_loop_and_durable_when_answered(tmp_path):
-    """50 CreateRender calls at once: each answered render is already in the store (record + its two
-    index markers), every write ran on the creation threads (not the loop, not the journals' threads),
-    and the renders it starts do not write RUNNING during the burst."""
+def test_concurrent_creations_are_journaled_by_group_commit_off_the_loop_and_durable_when_answered(tmp_path):
+    """50 CreateRender calls at once: each answered render is already in the store (in a creation
+    journal: another replica reads it there), the burst costs one journal object per group of calls,
+    not three writes per render; once written out, each render has its record and two index markers
+    and the journals are gone. Every write ran on the creation threads (not the loop, not the
+    journals' threads), and the renders started do not write RUNNING meanwhile."""
 
     class SlowStages(FakeStages):
         async def run(self, task, deps):
@@ -96,18 +98,25 @@ def test_concurrent_creations_are_saved_by_group_commit_off_the_loop_and_durable
                 assert fresh.lookup_idempotent(f"k{i}") == [rec.render_id]
 
         await asyncio.gather(*(one(i) for i in range(50)))
+        burst = list(store.puts)
+        await orch._commit.drain()  # noqa: SLF001 - written out (a listing here waits for it too)
         writes = list(store.puts)
         index = RenderStore(FileStore(tmp_path / "store", "lihq"))
         listed = (set(index.ids()), set(index.ids(QUEUED)))
+        left = [i.key for i in FileStore(tmp_path / "store", "lihq").list("renders/_new/")]
         for task, _ in orch._running.values():  # noqa: SLF001 - stop the renders started
             task.cancel()
-        return answered, writes, listed
+        return answered, burst, writes, listed, left
 
-    answered, writes, (every, queued) = asyncio.run(go())
+    answered, burst, writes, (every, queued), left = asyncio.run(go())
     assert len(answered) == 50 and {s for _, s in answered} == {QUEUED}
-    assert every == {rid for rid, _ in answered} == queued
-    per_render = [k for k, _ in writes if "/_idempotency/" not in k]
-    assert len(per_render) == 3 * 50  # the record and two index markers each, nothing else yet
+    journals = [k for k, _ in burst if k.startswith("renders/_new/")]
+    assert 1 <= len(journals) < 50  # grouped: one object per batch of calls
+    assert len([k for k, _ in burst if "/_idempotency/" in k]) == 25
+    assert every == {rid for rid, _ in answered} == queued and left == []
+    records = [k for k, _ in writes if k.endswith("/render.json")]
+    assert sorted(records) == sorted(f"renders/{rid}/render.json" for rid, _ in answered)  # once each
+    assert len([k for k, _ in writes if "/_all/" in k or "/_state/" in k]) == 2 * 50
     assert all(t.startswith("lihq-create") for _, t in writes), {t for _, t in writes}
 
 
@@ -434,3 +443,80 @@ def test_each_tenants_queued_and_running_count_follows_creation_cancel_and_the_e
         return counts
 
     assert asyncio.run(go()) == [(2, 1, 3), (1, 1, 2), (0, 0, 0), (1, 0, 1), (0, 0, 0)]
+
+
+def test_renders_answered_but_not_yet_written_out_survive_a_crash_and_resume(tmp_path, monkeypatch):
+    """The orchestrator dies after CreateRender answered (the records are in the creation journal
+    only): a restarted one writes them out, indexes them, runs them to the end and deletes the
+    journal; meanwhile another replica already reads them from the journal."""
+
+    async def crash_before_write_out():
+        orch, _ = make(tmp_path, FakeStages())
+        monkeypatch.setattr(RenderStore, "materialize", lambda *a: (_ for _ in ()).throw(OSError("killed")))
+        recs = await orch.create([SPEC] * 3)  # more than a lone creation writes directly: journaled
+        await asyncio.sleep(0.05)
+        return [r.render_id for r in recs]
+
+    ids = asyncio.run(crash_before_write_out())
+    monkeypatch.undo()
+    raw = FileStore(tmp_path / "store", "lihq")
+    assert [i.key for i in raw.list("renders/_new/")] and not raw.exists(RenderStore.key(ids[0]))
+    other = RenderStore(raw)  # another replica: reads the journal
+    assert [other.load(r).state for r in ids] == [QUEUED] * 3 and other.ids() == []
+
+    async def restart():
+        orch, _ = make(tmp_path, FakeStages())
+        resumed = await orch.resume_all()
+        return resumed, [await orch.wait(r) for r in ids]
+
+    resumed, done = asyncio.run(restart())
+    assert resumed == sorted(ids) and [r.state for r in done] == [SUCCEEDED] * 3
+    assert list(raw.list("renders/_new/")) == [] and RenderStore(raw).ids() == sorted(ids)
+
+
+def test_a_hostile_or_broken_creation_journal_is_skipped_never_trusted(tmp_path, caplog):
+    raw = FileStore(tmp_path / "store", "lihq")
+    good = b'{"records":[' + RenderRecord("0" * 16, SPEC).to_json() + b"]}"
+    raw.put_bytes("renders/_new/aaa.json", b"not json")
+    raw.put_bytes("renders/_new/bbb.json", b'{"records":[{"render_id":"../../x","state":"QUEUED"}]}')
+    raw.put_bytes("renders/_new/ccc.json", good.replace(b'"QUEUED"', b'"HACKED"'))
+    raw.put_bytes("renders/_new/ddd.json", good)
+    rs = RenderStore(raw)
+    with pytest.raises(Exception, match="'..' segment"):
+        rs.load("../../x")
+    with pytest.raises(Exception, match="no render"):
+        rs.load("1" * 16)
+    assert rs.load("0" * 16).state == QUEUED  # the well-formed journal is read
+    assert rs.replay_journals() == 1 and rs.ids() == ["0" * 16]
+    assert caplog.text.count("unreadable") >= 3
+    assert sorted(i.key for i in raw.list("renders/_new/")) == [  # left for an operator, never trusted
+        "renders/_new/aaa.json",
+        "renders/_new/bbb.json",
+        "renders/_new/ccc.json",
+    ]
+
+
+def test_a_render_cancelled_through_another_replica_before_it_is_written_out_stays_cancelled(tmp_path):
+    async def go():
+        orch, store = make(tmp_path, FakeStages(stall_on="face"))
+        gate = threading.Event()
+        real = RenderStore.materialize
+        wrote_out = []
+
+        def slow(self, journal, ids):
+            gate.wait(10)
+            wrote_out.append(ids)
+            return real(self, journal, ids)
+
+        orch.renders.materialize = slow.__get__(orch.renders)
+        rec, *_ = await orch.create([SPEC] * 3)  # journaled (more than a lone creation writes directly)
+        other = Orchestrator(FileStore(tmp_path / "store", "lihq"), FakeStages(), Limits(), FAST)
+        cancelled = await other.cancel(rec.render_id)  # reads it from the journal, writes CANCELLED
+        gate.set()
+        await orch._commit.drain()  # noqa: SLF001
+        await asyncio.sleep(0.05)
+        return cancelled, RenderStore(FileStore(tmp_path / "store", "lihq")).load(rec.render_id), wrote_out
+
+    cancelled, stored, wrote_out = asyncio.run(go())
+    assert cancelled.state == CANCELLED and stored.state == CANCELLED  # the write-out did not undo it
+    assert wrote_out and stored.render_id in wrote_out[0]

@@ -68,14 +68,16 @@ def test_renders_run_in_their_own_actors_once_each(local_ray, tmp_path):
     orch = ActorOrchestrator(functools.partial(make, root, 0.0))
 
     async def go():
-        recs = await orch.create([SPEC, SPEC])
+        # three in one request: saved through the creation journal, each actor launched once its
+        # record is written out on its own
+        recs = await orch.create([SPEC] * 3)
         orch.launch(recs[0].render_id)  # a second launch (another replica resuming) finds the same actor
         return [await asyncio.wait_for(orch.wait(r.render_id), 300) for r in recs]
 
     done = asyncio.run(go())
-    assert [r.state for r in done] == [SUCCEEDED, SUCCEEDED]
+    assert [r.state for r in done] == [SUCCEEDED] * 3
     made = calls(tmp_path / "store")
-    assert made.count("encode") == 2 and made.count("face") == 2  # each render ran once
+    assert made.count("encode") == 3 and made.count("face") == 3  # each render ran once
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # finished actors end themselves
         alive = []
