@@ -262,13 +262,17 @@ class _GroupCommit:
                 return
             await asyncio.sleep(max(0.002, min(self.SETTLE_S - quiet, self.MAX_DELAY_S - waited)))
 
-    async def drain(self) -> None:
-        """Return once every record this orchestrator journaled is written on its own."""
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Return once every record this orchestrator journaled is written on its own, or after
+        `timeout_s` (the store is failing: the write-out retries, and the caller goes on with what the
+        store holds)."""
         if not self._journaled:
             return
         self._urgent += 1
         try:
-            await self._idle_event().wait()
+            await asyncio.wait_for(self._idle_event().wait(), timeout_s)
+        except TimeoutError:
+            log.warning("creation journals not written out after %.0f s; going on", timeout_s)
         finally:
             self._urgent -= 1
 

@@ -520,3 +520,25 @@ def test_a_render_cancelled_through_another_replica_before_it_is_written_out_sta
     cancelled, stored, wrote_out = asyncio.run(go())
     assert cancelled.state == CANCELLED and stored.state == CANCELLED  # the write-out did not undo it
     assert wrote_out and stored.render_id in wrote_out[0]
+
+
+def test_the_creation_journal_on_each_store(store_factory):
+    """On the file store and on S3 (rclone serve s3): 10 requests of 3 renders at once are answered
+    from journals another replica already reads; once written out every render is indexed and no
+    journal is left."""
+
+    async def go():
+        store = store_factory()
+        orch = Orchestrator(store, FakeStages(stall_on="face"), Limits(), FAST)
+        batches = await asyncio.gather(*(orch.create([SPEC] * 3) for _ in range(10)))
+        ids = [r.render_id for recs in batches for r in recs]
+        other = RenderStore(store_factory())  # another replica, its own client
+        answered = [other.load(rid).state for rid in ids]
+        await orch._commit.drain()  # noqa: SLF001
+        indexed, left = other.ids(), [i.key for i in store.list("renders/_new/")]
+        for rid in ids:
+            await orch.cancel(rid)
+        return ids, answered, indexed, left
+
+    ids, answered, indexed, left = asyncio.run(go())
+    assert answered == [QUEUED] * 30 and indexed == sorted(ids) and left == []
