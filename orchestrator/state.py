@@ -11,12 +11,12 @@
     renders/_new/<first id>.json     creation journal: the records of one group commit of CreateRender
                                      calls, one object (deleted once each record is written on its own)
 
-New renders are saved by group commit into one journal object, and the callers are answered once it is
-in the store; each record and its two index entries are written afterwards (`materialize`, index
-entries first), and the journal is then deleted. Until then `load` finds a record in the journal (this
-process keeps its own in memory), and a restarted orchestrator writes out what a journal still holds
-(`replay_journals`) before it resumes. A restarted orchestrator lists `_state/QUEUED` and `_state/RUNNING` only, and a resumed render reads its
-task log to recompute nothing that finished. Writes go through `put_bytes`, atomic on both stores. The
+A burst of new renders is saved by group commit into one journal object, and the callers are answered
+once it is in the store; each record and its two index entries are written afterwards (`materialize`,
+index entries first), and the journal is then deleted. Until then `load` finds a record in the journal
+(this process keeps its own in memory), and a restarted orchestrator writes out what a journal still
+holds (`replay_journals`) before it resumes. A restarted orchestrator lists `_state/QUEUED` and
+`_state/RUNNING` only, and a resumed render reads its task log to recompute nothing that finished. Writes go through `put_bytes`, atomic on both stores. The
 record is written before its state index moves (new entry, then the old one deleted), so a crash in
 between leaves an extra index entry, never a missing one: readers check the record's own state.
 """
@@ -248,10 +248,12 @@ class RenderStore:
             raise
         return key
 
-    def materialize(self, journal: str, render_ids: list[str]) -> None:
+    def materialize(self, journal: str, render_ids: list[str]) -> int:
         """Write each journaled record on its own: every index entry first (a reader finds an entry
         whose record is not written yet in the journal, and a crash here leaves a journal whose replay
-        finds the entries already there), then the records, then delete the journal."""
+        finds the entries already there), then the records — except one already in the store, which is
+        newer (cancelled through another replica) — then delete the journal. Returns how many records
+        it wrote."""
         rows = [(rid, self._unstored.get(rid) or self._journaled(rid, journal)) for rid in render_ids]
         rows = [(rid, body) for rid, body in rows if body is not None]
         markers = []
@@ -260,17 +262,19 @@ class RenderStore:
         for _ in self._map(self.store.put_marker, markers):
             pass
 
-        def put(row: tuple[str, bytes]) -> None:
+        def put(row: tuple[str, bytes]) -> int:
             key = self.key(row[0])
-            if not self.store.exists(key):  # written already (cancelled through another replica): newer
-                self.store.put_bytes(key, row[1], "application/json")
+            if self.store.exists(key):
+                return 0
+            self.store.put_bytes(key, row[1], "application/json")
+            return 1
 
-        for _ in self._map(put, rows):
-            pass
+        written = sum(self._map(put, rows))
         self.store.delete(journal)
         self._journals.pop(journal, None)
         for rid, _ in rows:
             self._unstored.pop(rid, None)
+        return written
 
     def replay_journals(self) -> int:
         """Write out the records that journals left in the store still hold (an orchestrator stopped
@@ -280,10 +284,8 @@ class RenderStore:
             bodies = self._read_journal(info.key)
             if bodies is None:
                 continue
-            todo = [rid for rid in bodies if not self.store.exists(self.key(rid))]
             self._journals[info.key] = bodies
-            self.materialize(info.key, todo)
-            n += len(todo)
+            n += self.materialize(info.key, list(bodies))  # index entries again: cheap, idempotent
         return n
 
     def _journaled(self, render_id: str, journal: str = "") -> bytes | None:
@@ -301,10 +303,7 @@ class RenderStore:
         for key in keys:
             bodies = self._journals.get(key)
             if bodies is None:
-                bodies = self._read_journal(key)
-                if bodies is None:
-                    continue
-                self._journals[key] = bodies
+                bodies = self._journals[key] = self._read_journal(key) or {}  # unreadable: read once
             if render_id in bodies:
                 return bodies[render_id]
         return None

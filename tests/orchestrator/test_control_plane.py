@@ -515,11 +515,13 @@ def test_a_render_cancelled_through_another_replica_before_it_is_written_out_sta
         gate.set()
         await orch._commit.drain()  # noqa: SLF001
         await asyncio.sleep(0.05)
-        return cancelled, RenderStore(FileStore(tmp_path / "store", "lihq")).load(rec.render_id), wrote_out
+        index = RenderStore(FileStore(tmp_path / "store", "lihq"))
+        return cancelled, index.load(rec.render_id), wrote_out, (index.ids(), index.ids(CANCELLED))
 
-    cancelled, stored, wrote_out = asyncio.run(go())
+    cancelled, stored, wrote_out, (every, ended) = asyncio.run(go())
     assert cancelled.state == CANCELLED and stored.state == CANCELLED  # the write-out did not undo it
     assert wrote_out and stored.render_id in wrote_out[0]
+    assert stored.render_id in every and ended == [stored.render_id]  # listed, and as cancelled
 
 
 def test_the_creation_journal_on_each_store(store_factory):
