@@ -115,8 +115,8 @@ async def store_io(fn: Callable[..., Any], *args: Any) -> Any:
 def _creation_threads(role: str, overlap: bool = True) -> ThreadPoolExecutor:
     """CreateRender's own threads, apart from the render journals' `_store_pool` (a creation never queues
     behind running renders' writes): role "lihq-create" runs its store calls (reference checks, the
-    group commit's batches), "lihq-create-write" the batch's parallel object writes (a separate pool, so
-    a batch waiting on its writes never holds the threads they need). `LIHQ_CREATE_THREADS`, else 32
+    group commit's batches), "lihq-create-write" a lone creation's parallel object writes on S3 (a
+    separate pool, so a batch waiting on its writes never holds the threads they need). `LIHQ_CREATE_THREADS`, else 32
     where the calls wait on the network (`overlap`: S3 round trips, DNS) and two per core (4 to 32)
     where they are this process's CPU (the file store): on 2 cores 32 threads there cost 2.5 CPU ms
     per creation against 1.8 with 4 (a burst of 100 in one process; bench/README.md)."""
@@ -198,8 +198,13 @@ class _GroupCommit:
             rec.updated_at = stamp
         if direct:
             writes = [w for rec in records for w in self.renders.creation_writes(rec)]
-            for _ in self.renders._map(lambda write: write(), writes):  # noqa: SLF001
-                pass
+            if self.renders.store.concurrent_calls_help:  # at once, on threads of their own
+                pool = _creation_threads("lihq-create-write")
+                for done in [pool.submit(w) for w in writes]:
+                    done.result()
+            else:  # this process's CPU (a local disk): one by one, here
+                for w in writes:
+                    w()
             for rec in records:  # not enqueued yet: no other thread reads it
                 rec.saved_state = rec.state
         else:

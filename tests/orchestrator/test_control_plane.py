@@ -525,22 +525,25 @@ def test_a_render_cancelled_through_another_replica_before_it_is_written_out_sta
 
 
 def test_the_creation_journal_on_each_store(store_factory):
-    """On the file store and on S3 (rclone serve s3): 10 requests of 3 renders at once are answered
-    from journals another replica already reads; once written out every render is indexed and no
-    journal is left."""
+    """On the file store and on S3 (rclone serve s3): a lone creation is written directly (indexed
+    when answered, no journal); 10 requests of 3 renders at once are answered from journals another
+    replica already reads; once written out every render is indexed and no journal is left."""
 
     async def go():
         store = store_factory()
         orch = Orchestrator(store, FakeStages(stall_on="face"), Limits(), FAST)
+        [lone] = await orch.create([SPEC])  # written directly: record and index, no journal
+        direct = (RenderStore(store_factory()).ids(), [i.key for i in store.list("renders/_new/")])
         batches = await asyncio.gather(*(orch.create([SPEC] * 3) for _ in range(10)))
         ids = [r.render_id for recs in batches for r in recs]
         other = RenderStore(store_factory())  # another replica, its own client
         answered = [other.load(rid).state for rid in ids]
         await orch._commit.drain()  # noqa: SLF001
         indexed, left = other.ids(), [i.key for i in store.list("renders/_new/")]
-        for rid in ids:
+        for rid in [lone.render_id, *ids]:
             await orch.cancel(rid)
-        return ids, answered, indexed, left
+        return lone.render_id, direct, ids, answered, indexed, left
 
-    ids, answered, indexed, left = asyncio.run(go())
-    assert answered == [QUEUED] * 30 and indexed == sorted(ids) and left == []
+    lone, direct, ids, answered, indexed, left = asyncio.run(go())
+    assert direct == ([lone], [])
+    assert answered == [QUEUED] * 30 and indexed == sorted([lone, *ids]) and left == []
