@@ -116,10 +116,11 @@ def _creation_threads(role: str, overlap: bool = True) -> ThreadPoolExecutor:
     """CreateRender's own threads, apart from the render journals' `_store_pool` (a creation never queues
     behind running renders' writes): role "lihq-create" runs its store calls (reference checks, the
     group commit's batches), "lihq-create-write" a lone creation's parallel object writes on S3 (a
-    separate pool, so a batch waiting on its writes never holds the threads they need). `LIHQ_CREATE_THREADS`, else 32
-    where the calls wait on the network (`overlap`: S3 round trips, DNS) and two per core (4 to 32)
-    where they are this process's CPU (the file store): on 2 cores 32 threads there cost 2.5 CPU ms
-    per creation against 1.8 with 4 (a burst of 100 in one process; bench/README.md)."""
+    separate pool, so a batch waiting on its writes never holds the threads they need).
+    `LIHQ_CREATE_THREADS`, else 32 where the calls wait on the network (`overlap`: S3 round trips,
+    DNS) and two per core (4 to 32) where they are this process's CPU (the file store): on 2 cores
+    32 threads there cost 2.5 CPU ms per creation against 1.8 with 4 (a burst of 100 in one process;
+    bench/README.md)."""
     default = 32 if overlap else min(32, max(4, 2 * (os.cpu_count() or 2)))
     n = int(os.environ.get("LIHQ_CREATE_THREADS") or default)
     return ThreadPoolExecutor(n, thread_name_prefix=role)
@@ -196,17 +197,8 @@ class _GroupCommit:
         records = [rec for recs, _, _ in batch for rec in recs]
         for rec in records:
             rec.updated_at = stamp
-        if direct:
-            writes = [w for rec in records for w in self.renders.creation_writes(rec)]
-            if self.renders.store.concurrent_calls_help:  # at once, on threads of their own
-                pool = _creation_threads("lihq-create-write")
-                for done in [pool.submit(w) for w in writes]:
-                    done.result()
-            else:  # this process's CPU (a local disk): one by one, here
-                for w in writes:
-                    w()
-            for rec in records:  # not enqueued yet: no other thread reads it
-                rec.saved_state = rec.state
+        if direct:  # on S3 at once, on threads of their own; on a local disk one by one, here
+            self.renders.save_new(records, _creation_threads("lihq-create-write"))
         else:
             journal = self.renders.write_journal(records)
             # before any caller is answered (callbacks run in order): the batch is due to be written out

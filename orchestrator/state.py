@@ -16,9 +16,10 @@ once it is in the store; each record and its two index entries are written after
 index entries first), and the journal is then deleted. Until then `load` finds a record in the journal
 (this process keeps its own in memory), and a restarted orchestrator writes out what a journal still
 holds (`replay_journals`) before it resumes. A restarted orchestrator lists `_state/QUEUED` and
-`_state/RUNNING` only, and a resumed render reads its task log to recompute nothing that finished. Writes go through `put_bytes`, atomic on both stores. The
-record is written before its state index moves (new entry, then the old one deleted), so a crash in
-between leaves an extra index entry, never a missing one: readers check the record's own state.
+`_state/RUNNING` only, and a resumed render reads its task log to recompute nothing that finished.
+Writes go through `put_bytes`, atomic on both stores. The record is written before its state index
+moves (new entry, then the old one deleted), so a crash in between leaves an extra index entry, never a
+missing one: readers check the record's own state.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from orchestrator.spec import Background, RenderSpec
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+STATES = (QUEUED, RUNNING, *TERMINAL)
 
 
 log = logging.getLogger("lihq.orchestrator")
@@ -159,10 +161,13 @@ class RenderStore:
     def _id_of(key: str) -> str:
         return key.rsplit("/", 1)[1]
 
-    def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
-        """fn over items, in order: at once on a store whose calls overlap (S3), else one by one."""
+    def _map(
+        self, fn: Callable[[Any], Any], items: list[Any], pool: ThreadPoolExecutor | None = None
+    ) -> Iterator[Any]:
+        """fn over items, in order: at once on a store whose calls overlap (S3; on `pool`, default this
+        module's), else one by one in the calling thread."""
         if self.store.concurrent_calls_help and len(items) > 1:
-            return _io_pool().map(fn, items)
+            return (pool or _io_pool()).map(fn, items)
         return map(fn, items)
 
     def save(self, rec: RenderRecord) -> None:
@@ -171,15 +176,22 @@ class RenderStore:
         self.write(rec.render_id, rec.to_json(), rec.state, rec.saved_state)
         rec.saved_state = rec.state
 
-    def creation_writes(self, rec: RenderRecord) -> list[Callable[[], Any]]:
-        """The writes a never-saved record is saved with: the record and its two index entries (`_all`,
-        `_state/<STATE>`: empty markers); independent, so they may run at once."""
-        body = rec.to_json()
-        return [
-            functools.partial(self.store.put_bytes, self.key(rec.render_id), body, "application/json"),
-            functools.partial(self.store.put_marker, self.index_key("", rec.render_id)),
-            functools.partial(self.store.put_marker, self.index_key(rec.state, rec.render_id)),
-        ]
+    def save_new(self, records: list[RenderRecord], pool: ThreadPoolExecutor | None = None) -> None:
+        """Write never-saved records directly: each record and its two index entries (`_all`,
+        `_state/<STATE>`: empty markers), independent writes (`_map`: at once on `pool` where calls
+        overlap)."""
+        writes = []
+        for rec in records:
+            body = rec.to_json()
+            writes += [
+                functools.partial(self.store.put_bytes, self.key(rec.render_id), body, "application/json"),
+                functools.partial(self.store.put_marker, self.index_key("", rec.render_id)),
+                functools.partial(self.store.put_marker, self.index_key(rec.state, rec.render_id)),
+            ]
+        for _ in self._map(lambda write: write(), writes, pool):
+            pass
+        for rec in records:
+            rec.saved_state = rec.state
 
     def write(self, render_id: str, body: bytes, state: str, saved_state: str) -> None:
         """`save` with the record already serialised (by the event loop that owns it): the body and,
@@ -217,7 +229,7 @@ class RenderStore:
             data = found
         try:
             rec = RenderRecord.from_json(data)
-            if rec.state not in (QUEUED, RUNNING, *TERMINAL) or rec.render_id != render_id:
+            if rec.state not in STATES or rec.render_id != render_id:
                 raise ValueError("unknown state or another render's id")
         except Exception as exc:  # noqa: BLE001 - the store is untrusted: one bad record, one clear error
             raise CorruptRecord(
@@ -318,7 +330,7 @@ class RenderStore:
             for d in doc["records"]:
                 body = json.dumps(d, sort_keys=True).encode()
                 rec = RenderRecord.from_json(body)
-                if not _RENDER_ID.fullmatch(rec.render_id) or rec.state not in (QUEUED, RUNNING, *TERMINAL):
+                if not _RENDER_ID.fullmatch(rec.render_id) or rec.state not in STATES:
                     raise ValueError("a record with an unknown state or a malformed id")
                 out[rec.render_id] = body
             return out
