@@ -43,6 +43,7 @@ from orchestrator.state import (
     RUNNING,
     SUCCEEDED,
     TERMINAL,
+    CorruptRecord,
     RenderRecord,
     RenderStore,
     new_render_id,
@@ -744,25 +745,37 @@ class Orchestrator:
         out: dict[str, RenderRecord] = {}
         for state in (QUEUED, RUNNING):
             for rid in self.renders.ids(state):
+                if rid in out:
+                    continue
                 try:
                     rec = self.renders.load(rid)
                 except NotFound:
                     self.renders.drop_stale_index(rid, state)
                     continue
-                if rec.state != state:
-                    if rec.state in TERMINAL:
-                        self.renders.drop_stale_index(rid, state)
+                except CorruptRecord as exc:  # the store is untrusted: the others still resume
+                    log.warning("not resumed: %s", exc.message)
                     continue
-                out[rid] = rec
+                if rec.state in TERMINAL:
+                    # an orchestrator died between writing the record and moving its index entry
+                    self.renders.repair_index(rec, state)
+                    continue
+                rec.saved_state = state  # unfinished, whichever entry lists it (the same crash): its
+                out[rid] = rec  # next write moves that entry
         return [out[rid] for rid in sorted(out)]  # ids sort by creation time
 
     async def wait(self, render_id: str) -> RenderRecord:
+        """The render's record once it has ended: the one this orchestrator ran and stored (no read),
+        else the store's."""
+        live = None
         while render_id in self._live:
+            live = self._live[render_id]
             entry = self._running.get(render_id)
             if entry is not None:
                 await asyncio.gather(entry[0], return_exceptions=True)
             else:
                 await asyncio.sleep(0.05)  # still queued
+        if live is not None and live.state in TERMINAL and live.saved_state == live.state:
+            return live
         return await self.fetch(render_id)
 
     async def aclose(self, timeout_s: float = 10.0) -> None:

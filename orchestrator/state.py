@@ -217,6 +217,13 @@ class RenderStore:
         """Delete a `_state/<state>` entry whose record has moved on (left by a crash between writes)."""
         self.store.delete(self.index_key(state, render_id))
 
+    def repair_index(self, rec: RenderRecord, stale: str) -> None:
+        """`rec` (as stored) is listed under `stale`, a state it left: list it under its own state (a
+        crash between the record's write and its index move may have left that entry unwritten), then
+        drop the stale entry."""
+        self.store.put_marker(self.index_key(rec.state, rec.render_id))
+        self.drop_stale_index(rec.render_id, stale)
+
     def load(self, render_id: str, results: bool = False) -> RenderRecord:
         """The record; with `results`, also every finished task's outputs from the task log. A record
         still in a creation journal (created a moment ago, perhaps by another replica) is read there."""
@@ -264,29 +271,41 @@ class RenderStore:
         """Write each journaled record on its own: every index entry first (a reader finds an entry
         whose record is not written yet in the journal, and a crash here leaves a journal whose replay
         finds the entries already there), then the records — except one already in the store, which is
-        newer (cancelled through another replica) — then delete the journal. Returns how many records
-        it wrote."""
+        newer (cancelled through another replica, or written before a crash): that one keeps its record
+        and is indexed under its own state — then delete the journal. Returns how many records it
+        wrote."""
         rows = [(rid, self._unstored.get(rid) or self._journaled(rid, journal)) for rid in render_ids]
         rows = [(rid, body) for rid, body in rows if body is not None]
+        stored = list(self._map(self._stored_state, [rid for rid, _ in rows]))
         markers = []
-        for rid, body in rows:
-            markers += [self.index_key("", rid), self.index_key(json.loads(body)["state"], rid)]
+        for (rid, body), state in zip(rows, stored, strict=True):
+            markers += [self.index_key("", rid), self.index_key(state or json.loads(body)["state"], rid)]
         for _ in self._map(self.store.put_marker, markers):
             pass
-
-        def put(row: tuple[str, bytes]) -> int:
-            key = self.key(row[0])
-            if self.store.exists(key):
-                return 0
-            self.store.put_bytes(key, row[1], "application/json")
-            return 1
-
-        written = sum(self._map(put, rows))
+        new = [row for row, state in zip(rows, stored, strict=True) if not state]
+        for _ in self._map(
+            lambda row: self.store.put_bytes(self.key(row[0]), row[1], "application/json"), new
+        ):
+            pass
+        written = len(new)
         self.store.delete(journal)
         self._journals.pop(journal, None)
         for rid, _ in rows:
             self._unstored.pop(rid, None)
         return written
+
+    def _stored_state(self, render_id: str) -> str:
+        """The state of `render_id`'s record in the store; '' when there is none. A record that cannot
+        be read is not replaced: it is indexed QUEUED, where a restart reports it (`load`)."""
+        try:
+            data = self.store.get_bytes(self.key(render_id))
+        except NotFound:
+            return ""
+        try:
+            state = json.loads(data)["state"]
+            return state if state in STATES else QUEUED
+        except Exception:  # noqa: BLE001 - untrusted bytes: kept for an operator (load reports it)
+            return QUEUED
 
     def replay_journals(self) -> int:
         """Write out the records that journals left in the store still hold (an orchestrator stopped

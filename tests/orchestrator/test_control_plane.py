@@ -20,7 +20,16 @@ from orchestrator.core import Admission, Orchestrator
 from orchestrator.scheduler import Limits, RetryPolicy
 from orchestrator.servicer import RenderServicer
 from orchestrator.spec import RenderSpec
-from orchestrator.state import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RenderRecord, RenderStore
+from orchestrator.state import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    RenderRecord,
+    RenderStore,
+    new_render_id,
+)
 from tests.orchestrator.test_core import FakeStages
 from tests.plaingrpc import plain_server
 
@@ -547,3 +556,62 @@ def test_the_creation_journal_on_each_store(store_factory):
     lone, direct, ids, answered, indexed, left = asyncio.run(go())
     assert direct == ([lone], [])
     assert answered == [QUEUED] * 30 and indexed == sorted([lone, *ids]) and left == []
+
+
+def test_a_restart_repairs_an_index_left_behind_by_a_crash_between_a_record_and_its_index_move(
+    tmp_path, caplog
+):
+    """Three renders as a crash between a record's write and its index move leaves them: one RUNNING
+    still listed QUEUED (resumed and finished), one SUCCEEDED still listed RUNNING (not run again,
+    listed as SUCCEEDED), one whose record is not a record (skipped with a warning, the others go on)."""
+    raw = FileStore(tmp_path / "store", "lihq")
+    rs = RenderStore(raw)
+    moved, ended, broken = (RenderRecord(new_render_id(), SPEC) for _ in range(3))
+    for rec, state in ((moved, QUEUED), (ended, RUNNING), (broken, QUEUED)):
+        rec.state = state
+        rs.save(rec)
+    moved.state, ended.state = RUNNING, SUCCEEDED
+    raw.put_bytes(rs.key(moved.render_id), moved.to_json())  # the record only: then the "crash"
+    raw.put_bytes(rs.key(ended.render_id), ended.to_json())
+    raw.put_bytes(rs.key(broken.render_id), b"\x00 not a record")
+    stages = FakeStages()
+
+    async def restart():
+        orch, _ = make(tmp_path, stages)
+        resumed = await orch.resume_all()
+        return resumed, await orch.wait(moved.render_id)
+
+    resumed, done = asyncio.run(restart())
+    assert resumed == [moved.render_id] and done.state == SUCCEEDED and stages.calls["encode"] == 1
+    assert rs.ids(SUCCEEDED) == sorted([moved.render_id, ended.render_id])
+    assert rs.ids(RUNNING) == [] and rs.ids(QUEUED) == [broken.render_id]  # left for an operator
+    assert "not resumed" in caplog.text and broken.render_id in caplog.text
+
+
+def test_a_journal_replayed_after_its_render_was_written_indexes_the_stored_state(tmp_path):
+    """A crash after a journaled render's record was written on its own (here: it already ended) but
+    before the journal's deletion: the replay keeps the stored record and lists it under its own
+    state, not the journal's QUEUED."""
+    raw = FileStore(tmp_path / "store", "lihq")
+    first, second = RenderRecord(new_render_id(), SPEC), RenderRecord(new_render_id(), SPEC)
+    RenderStore(raw).write_journal([first, second])
+    first.state = SUCCEEDED
+    raw.put_bytes(RenderStore.key(first.render_id), first.to_json())
+    rs = RenderStore(raw)  # a restarted orchestrator's
+    assert rs.replay_journals() == 1  # only the one not in the store yet
+    assert rs.load(first.render_id).state == SUCCEEDED and rs.load(second.render_id).state == QUEUED
+    assert rs.ids(SUCCEEDED) == [first.render_id] and rs.ids(QUEUED) == [second.render_id]
+    assert rs.ids() == sorted([first.render_id, second.render_id]) and not list(raw.list("renders/_new/"))
+
+
+def test_waiting_on_a_render_run_here_returns_its_stored_record_without_reading_it_back(tmp_path):
+    async def go():
+        orch, store = make(tmp_path, FakeStages())
+        [rec] = await orch.create([SPEC])
+        store.gets.clear()
+        done = await orch.wait(rec.render_id)
+        return rec.render_id, done, list(store.gets)
+
+    rid, done, reads = asyncio.run(go())
+    assert done.state == SUCCEEDED and f"renders/{rid}/render.json" not in reads
+    assert RenderStore(FileStore(tmp_path / "store", "lihq")).load(rid, results=True) == done  # as stored

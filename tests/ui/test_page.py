@@ -166,5 +166,15 @@ def test_the_page_renders_plays_and_cancels_in_chromium(serve_stack, tmp_path):
                 "the list",
             )
             assert f"{rid}:SUCCEEDED" in rows and f"{rid2}:CANCELLED" in rows
+
+            # 4. a page that created many renders reads only its newest 20 on a refresh (bounded work)
+            reads = d.execute_async_script(
+                "const done = arguments[arguments.length - 1], calls = [], real = window.fetch;"
+                "window.fetch = (url, opts) => { calls.push(String(url)); return real(url, opts); };"
+                "remember(Array.from({length: 30}, (_, i) => 'f' + String(i).padStart(15, '0')));"
+                "refreshList().finally(() => { window.fetch = real;"
+                "  done(calls.filter(u => /^[/]api[/]renders[/][^/?]+$/.test(u))); });"
+            )
+            assert len(reads) == 20 and len(set(reads)) == 20, reads
         finally:
             browser.close()

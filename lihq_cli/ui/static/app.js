@@ -4,6 +4,7 @@
 "use strict";
 
 const $ = (sel, el = document) => el.querySelector(sel);
+const MINE_SHOWN = 20; // this page's newest renders, shown first on every refresh (one GetRender each)
 const state = { extras: [], current: null, source: null, hls: null, playerFor: null, nextPage: "", mine: [] };
 const ERR_ALIAS = { speech: "audio", text: "audio" };
 
@@ -169,7 +170,7 @@ async function submit(ev) {
     const body = await r.json();
     if (!r.ok) throw body;
     $("#upload-status").textContent = "";
-    for (const x of body.renders) state.mine.unshift(x.render_id);
+    remember(body.renders.map((x) => x.render_id));
     openRender(body.renders[0]);
     refreshList();
   } catch (e) {
@@ -268,6 +269,13 @@ function listRow(r) {
   }
   return el("tr", { "data-id": r.render_id, "data-state": r.state }, el("td", {}, el("code", {}, r.render_id)),
     el("td", {}, r.state), el("td", {}, `${done}/${total}`), el("td", {}, r.created_at), actions);
+}
+
+// Renders created on this page lead the list (newest first); a refresh reads each one, so only the
+// newest MINE_SHOWN are kept: the rest are in ListRenders' pages like anyone's.
+function remember(ids) {
+  state.mine.unshift(...ids);
+  state.mine.length = Math.min(state.mine.length, MINE_SHOWN);
 }
 
 async function refreshList(more = false) {
