@@ -275,22 +275,28 @@ class RenderStore:
         and is indexed under its own state — then delete the journal. Returns how many records it
         wrote."""
         rows = [(rid, self._unstored.get(rid) or self._journaled(rid, journal)) for rid in render_ids]
-        rows = [(rid, body) for rid, body in rows if body is not None]
-        stored = list(self._map(self._stored_state, [rid for rid, _ in rows]))
+        rows = [(rid, body, json.loads(body)["state"]) for rid, body in rows if body is not None]
         markers = []
-        for (rid, body), state in zip(rows, stored, strict=True):
-            markers += [self.index_key("", rid), self.index_key(state or json.loads(body)["state"], rid)]
+        for rid, _, state in rows:
+            markers += [self.index_key("", rid), self.index_key(state, rid)]
         for _ in self._map(self.store.put_marker, markers):
             pass
-        new = [row for row, state in zip(rows, stored, strict=True) if not state]
-        for _ in self._map(
-            lambda row: self.store.put_bytes(self.key(row[0]), row[1], "application/json"), new
-        ):
-            pass
-        written = len(new)
+
+        def put(row: tuple[str, bytes, str]) -> int:
+            rid, body, state = row
+            stored = self._stored_state(rid)  # checked last thing before the write
+            if not stored:
+                self.store.put_bytes(self.key(rid), body, "application/json")
+                return 1
+            if stored != state:  # the stored record moved on: listed under its own state only
+                self.store.put_marker(self.index_key(stored, rid))
+                self.store.delete(self.index_key(state, rid))
+            return 0
+
+        written = sum(self._map(put, rows))
         self.store.delete(journal)
         self._journals.pop(journal, None)
-        for rid, _ in rows:
+        for rid, _, _ in rows:
             self._unstored.pop(rid, None)
         return written
 
