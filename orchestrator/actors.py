@@ -145,6 +145,8 @@ class ActorOrchestrator(Orchestrator):
         written just after CreateRender answers: the actor's first write must come after it)."""
         waiting = []
         for rec in self._unlaunched:
+            if rec.saved_state in TERMINAL:  # cancelled through another replica before it was written
+                continue
             if rec.saved_state:
                 self.launch(rec.render_id)
             else:

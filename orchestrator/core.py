@@ -155,8 +155,13 @@ class _GroupCommit:
     MAX_DELAY_S = 0.25
     DIRECT_MAX = 2  # a lone creation of this many renders or fewer skips the journal
 
-    def __init__(self, renders: RenderStore, on_stored: Callable[[], None]) -> None:
-        self.renders, self.on_stored = renders, on_stored
+    def __init__(
+        self,
+        renders: RenderStore,
+        on_stored: Callable[[], None],
+        on_ended_elsewhere: Callable[[RenderRecord], None] = lambda rec: None,
+    ) -> None:
+        self.renders, self.on_stored, self.on_ended_elsewhere = renders, on_stored, on_ended_elsewhere
         self._pending: list[tuple[list[RenderRecord], str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task | None = None
         self._journaled: deque[tuple[str, list[RenderRecord], float]] = deque()  # (journal, records, when)
@@ -232,7 +237,7 @@ class _GroupCommit:
             await self._settle()
             journal, records, _ = self._journaled[0]
             try:
-                await create_io(
+                _, moved = await create_io(
                     self.renders.store, self.renders.materialize, journal, [r.render_id for r in records]
                 )
             except Exception:  # noqa: BLE001 - the store is failing: the journal keeps them; try again
@@ -244,7 +249,9 @@ class _GroupCommit:
             self._journaled.popleft()
             for rec in records:
                 if not rec.saved_state:
-                    rec.saved_state = rec.state
+                    rec.saved_state = moved.get(rec.render_id, rec.state)  # as stored
+                    if rec.saved_state in TERMINAL:  # cancelled through another replica meanwhile
+                        self.on_ended_elsewhere(rec)
             self.on_stored()
         self._idle_event().set()
 
@@ -411,7 +418,7 @@ class Orchestrator:
         self._user_cancelled: set[str] = set()
         self._fresh: set[str] = set()  # created by this orchestrator, not started yet: no task log to read
         self._creating: dict[str, tuple[asyncio.Lock, int]] = {}  # idempotency key -> (lock, users)
-        self._commit = _GroupCommit(self.renders, self._pump)
+        self._commit = _GroupCommit(self.renders, self._pump, self._ended_elsewhere)
 
     # -- creation -----------------------------------------------------------------------------
     async def create(
@@ -833,6 +840,16 @@ class Orchestrator:
             await store_io(self.renders.save, rec)
             self.webhooks.schedule(rec)
         return rec
+
+    def _ended_elsewhere(self, rec: RenderRecord) -> None:
+        """A render created here was ended through another replica (cancelled) while its record was
+        only in the creation journal, so before it started: it never starts; the store has its end
+        (GetRender and WatchRender read it from now on)."""
+        if self._queue.pop(rec.render_id, None) is None:
+            return
+        self._unlive(rec.render_id)
+        self._fresh.discard(rec.render_id)
+        asyncio.get_running_loop().create_task(self._notify(rec.render_id))
 
     def _cond(self, render_id: str) -> asyncio.Condition:
         return self._changed.setdefault(render_id, asyncio.Condition())

@@ -267,13 +267,13 @@ class RenderStore:
             raise
         return key
 
-    def materialize(self, journal: str, render_ids: list[str]) -> int:
+    def materialize(self, journal: str, render_ids: list[str]) -> tuple[int, dict[str, str]]:
         """Write each journaled record on its own: every index entry first (a reader finds an entry
         whose record is not written yet in the journal, and a crash here leaves a journal whose replay
         finds the entries already there), then the records — except one already in the store, which is
         newer (cancelled through another replica, or written before a crash): that one keeps its record
         and is indexed under its own state — then delete the journal. Returns how many records it
-        wrote."""
+        wrote, and {render id: stored state} of those it found stored in another state."""
         rows = [(rid, self._unstored.get(rid) or self._journaled(rid, journal)) for rid in render_ids]
         rows = [(rid, body, json.loads(body)["state"]) for rid, body in rows if body is not None]
         markers = []
@@ -282,23 +282,23 @@ class RenderStore:
         for _ in self._map(self.store.put_marker, markers):
             pass
 
-        def put(row: tuple[str, bytes, str]) -> int:
+        def put(row: tuple[str, bytes, str]) -> str:
             rid, body, state = row
             stored = self._stored_state(rid)  # checked last thing before the write
             if not stored:
                 self.store.put_bytes(self.key(rid), body, "application/json")
-                return 1
-            if stored != state:  # the stored record moved on: listed under its own state only
+            elif stored != state:  # the stored record moved on: listed under its own state only
                 self.store.put_marker(self.index_key(stored, rid))
                 self.store.delete(self.index_key(state, rid))
-            return 0
+            return stored
 
-        written = sum(self._map(put, rows))
+        found = list(self._map(put, rows))
+        moved = {rid: st for (rid, _, state), st in zip(rows, found, strict=True) if st and st != state}
         self.store.delete(journal)
         self._journals.pop(journal, None)
         for rid, _, _ in rows:
             self._unstored.pop(rid, None)
-        return written
+        return found.count(""), moved
 
     def _stored_state(self, render_id: str) -> str:
         """The state of `render_id`'s record in the store; '' when there is none. A record that cannot
@@ -322,7 +322,7 @@ class RenderStore:
             if bodies is None:
                 continue
             self._journals[info.key] = bodies
-            n += self.materialize(info.key, list(bodies))  # index entries again: cheap, idempotent
+            n += self.materialize(info.key, list(bodies))[0]  # index entries again: cheap, idempotent
         return n
 
     def _journaled(self, render_id: str, journal: str = "") -> bytes | None:

@@ -506,6 +506,10 @@ def test_a_hostile_or_broken_creation_journal_is_skipped_never_trusted(tmp_path,
 
 
 def test_a_render_cancelled_through_another_replica_before_it_is_written_out_stays_cancelled(tmp_path):
+    """One render of a journaled batch is cancelled through another replica while its record is only
+    in the creation journal: the write-out keeps the stored CANCELLED (listed as such) and the render
+    never starts here; the others of the batch start once written out."""
+
     async def go():
         orch, store = make(tmp_path, FakeStages(stall_on="face"))
         gate = threading.Event()
@@ -518,19 +522,25 @@ def test_a_render_cancelled_through_another_replica_before_it_is_written_out_sta
             return real(self, journal, ids)
 
         orch.renders.materialize = slow.__get__(orch.renders)
-        rec, *_ = await orch.create([SPEC] * 3)  # journaled (more than a lone creation writes directly)
+        rec, *rest = await orch.create([SPEC] * 3)  # journaled (more than a lone creation writes directly)
         other = Orchestrator(FileStore(tmp_path / "store", "lihq"), FakeStages(), Limits(), FAST)
         cancelled = await other.cancel(rec.render_id)  # reads it from the journal, writes CANCELLED
         gate.set()
         await orch._commit.drain()  # noqa: SLF001
         await asyncio.sleep(0.05)
         index = RenderStore(FileStore(tmp_path / "store", "lihq"))
-        return cancelled, index.load(rec.render_id), wrote_out, (index.ids(), index.ids(CANCELLED))
+        here = ((await orch.wait(rec.render_id)).state, [orch.get(r.render_id).state for r in rest])
+        started = ["face" in orch.get(r.render_id).results or r.render_id in orch._running for r in rest]  # noqa: SLF001
+        listed = (index.ids(), index.ids(CANCELLED), index.ids(QUEUED))
+        return cancelled, index.load(rec.render_id), wrote_out, listed, here, started, orch.executor.calls
 
-    cancelled, stored, wrote_out, (every, ended) = asyncio.run(go())
+    cancelled, stored, wrote_out, (every, ended, queued), here, started, calls = asyncio.run(go())
     assert cancelled.state == CANCELLED and stored.state == CANCELLED  # the write-out did not undo it
     assert wrote_out and stored.render_id in wrote_out[0]
-    assert stored.render_id in every and ended == [stored.render_id]  # listed, and as cancelled
+    assert stored.render_id in every and ended == [stored.render_id]  # listed, and as cancelled only
+    assert stored.render_id not in queued
+    assert here == (CANCELLED, [RUNNING, RUNNING]) and started == [True, True]
+    assert calls["face"] == 2  # the cancelled render never started: only the other two ran a task
 
 
 def test_the_creation_journal_on_each_store(store_factory):
@@ -615,3 +625,25 @@ def test_waiting_on_a_render_run_here_returns_its_stored_record_without_reading_
     rid, done, reads = asyncio.run(go())
     assert done.state == SUCCEEDED and f"renders/{rid}/render.json" not in reads
     assert RenderStore(FileStore(tmp_path / "store", "lihq")).load(rid, results=True) == done  # as stored
+
+
+def test_under_render_actors_a_render_cancelled_before_its_write_out_gets_no_actor(tmp_path):
+    from orchestrator.actors import ActorOrchestrator
+
+    async def go():
+        orch = ActorOrchestrator(lambda: make(tmp_path, FakeStages())[0])
+        launched = []
+        orch.launch = launched.append  # no Ray here: which actors would be launched
+        gate = threading.Event()
+        real = RenderStore.materialize
+        orch.renders.materialize = lambda journal, ids: (gate.wait(10), real(orch.renders, journal, ids))[1]
+        rec, *rest = await orch.create([SPEC] * 3)  # journaled: the actors wait for the write-out
+        other = Orchestrator(FileStore(tmp_path / "store", "lihq"), FakeStages(), Limits(), FAST)
+        await other.cancel(rec.render_id)
+        before = list(launched)
+        gate.set()
+        await orch._commit.drain()  # noqa: SLF001
+        return before, launched, sorted(r.render_id for r in rest)
+
+    before, launched, rest = asyncio.run(go())
+    assert before == [] and sorted(launched) == rest
