@@ -159,7 +159,7 @@ class _GroupCommit:
         self,
         renders: RenderStore,
         on_stored: Callable[[], None],
-        on_ended_elsewhere: Callable[[RenderRecord], None] = lambda rec: None,
+        on_ended_elsewhere: Callable[[RenderRecord], None],
     ) -> None:
         self.renders, self.on_stored, self.on_ended_elsewhere = renders, on_stored, on_ended_elsewhere
         self._pending: list[tuple[list[RenderRecord], str, asyncio.Future[None]]] = []

@@ -17,9 +17,10 @@ index entries first), and the journal is then deleted. Until then `load` finds a
 (this process keeps its own in memory), and a restarted orchestrator writes out what a journal still
 holds (`replay_journals`) before it resumes. A restarted orchestrator lists `_state/QUEUED` and
 `_state/RUNNING` only, and a resumed render reads its task log to recompute nothing that finished.
-Writes go through `put_bytes`, atomic on both stores. The record is written before its state index
-moves (new entry, then the old one deleted), so a crash in between leaves an extra index entry, never a
-missing one: readers check the record's own state.
+Writes go through `put_bytes`, atomic on both stores. A state change writes the record and its new
+index entry, then deletes the old entry; a crash in between may leave an extra entry (readers check the
+record's own state) or the record under its old entry only, which a restart repairs (`repair_index`;
+an unfinished record is resumed whichever unfinished entry lists it).
 """
 
 from __future__ import annotations
